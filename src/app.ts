@@ -1,0 +1,126 @@
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { createSecretBox, loadMasterKey } from './crypto/secret-box.js';
+import { openDatabase, type Db } from './db/database.js';
+import { requireSecretKey } from './http/auth.js';
+import { installErrorHandling } from './http/errors.js';
+import { idempotency } from './http/idempotency.js';
+import { adminRoutes } from './http/routes/admin.js';
+import { licenseApiRoutes } from './http/routes/license-api.js';
+import { ErrorBody } from './http/schemas.js';
+import { newId } from './ids.js';
+import { createServices, type Services } from './services.js';
+
+export interface AppOptions {
+  /** The clock, in Unix seconds. Tests move it; production uses the wall clock. */
+  now?: () => number;
+  /** Use this database instead of opening one from the config (the caller closes it). */
+  db?: Db;
+  logger?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: Services;
+    db: Db;
+  }
+}
+
+/** Largest accepted request body. Every real request is far smaller; this only stops abuse. */
+export const BODY_LIMIT = 64 * 1024;
+
+/** Trims every string in a parsed JSON body, so `" a@b.c "` and `"a@b.c"` are the same input. */
+function trimStrings(value: unknown): unknown {
+  if (typeof value === 'string') return value.trim();
+  if (Array.isArray(value)) return value.map(trimStrings);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = trimStrings(v);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Two validators: bodies are JSON and must match their schema exactly (no
+ * type coercion, unknown fields rejected); query strings and path parameters
+ * are text and are coerced to the declared types.
+ */
+function installValidators(app: FastifyInstance): void {
+  const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  const textAjv = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  addFormats.default(bodyAjv);
+  addFormats.default(textAjv);
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    if (httpPart !== 'body') return textAjv.compile(schema);
+    const validate: ValidateFunction = bodyAjv.compile(schema);
+    // A missing body is validated as `{}`: routes whose fields are all optional
+    // accept it, the others answer with the first missing parameter.
+    return (data: unknown) => {
+      const value = trimStrings(data ?? {});
+      return validate(value) ? { value } : { error: validate.errors ?? [] };
+    };
+  });
+}
+
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  const db = options.db ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const box = createSecretBox(loadMasterKey(config.secret, config.dataDir));
+  const services = createServices(db, box, now);
+
+  const app = Fastify({
+    logger: options.logger === false ? false : { level: config.logLevel },
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => newId('request'),
+    requestIdHeader: false,
+    trustProxy: config.trustProxy,
+    ajv: { customOptions: { strict: false } },
+  });
+  app.decorate('services', services);
+  app.decorate('db', db);
+  installValidators(app);
+  installErrorHandling(app);
+  app.addSchema(ErrorBody);
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('Request-Id', request.id);
+    return payload;
+  });
+  app.addHook('onClose', async () => {
+    await services.close();
+    if (!options.db) await db.close();
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Keymint API',
+        version: '1',
+        description: 'License keys for software sold through Stripe. Admin routes take `Authorization: Bearer km_test_…|km_live_…`; the public license API takes the license key in the body.',
+      },
+      components: { securitySchemes: { secretKey: { type: 'http', scheme: 'bearer', description: 'a secret API key, km_test_… or km_live_…' } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  await app.register(fastifyRateLimit, { global: false, cache: 100_000 });
+
+  await app.register(licenseApiRoutes, { services, rateLimit: config.rateLimit });
+  await app.register(async (admin) => {
+    requireSecretKey(admin, services.accounts);
+    idempotency(admin, db.kysely, box, now);
+    await admin.register(adminRoutes, { services });
+  });
+
+  return app;
+}

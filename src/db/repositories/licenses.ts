@@ -1,0 +1,189 @@
+import { sql, type ExpressionBuilder, type Kysely, type Updateable } from 'kysely';
+import type { Dialect } from '../database.js';
+import type { Database, DevicesTable, LicensesTable, Scope } from '../schema.js';
+import { paginate, type PageParams } from './pagination.js';
+
+export type LicenseRow = LicensesTable;
+export type DeviceRow = DevicesTable;
+
+/** A license with what is needed to show and judge it: its policy's rules, its product's fallback, and its live device count. */
+export interface LicenseContextRow extends LicenseRow {
+  product_code: string | null;
+  perpetual_fallback: 0 | 1;
+  policy_max_devices: number | null;
+  policy_entitlements: string;
+  floating: 0 | 1;
+  heartbeat_interval: number | null;
+  require_fingerprint: 0 | 1;
+  license_type: string;
+  active_devices: number;
+}
+
+/** A device holds a seat unless it is a floating device whose lease has lapsed. */
+function holdsSeat(eb: ExpressionBuilder<Database, 'devices'>, now: number) {
+  return eb.or([eb('devices.lease_expires_at', 'is', null), eb('devices.lease_expires_at', '>', now)]);
+}
+
+function withContext(db: Kysely<Database>, now: number) {
+  return db
+    .selectFrom('licenses as l')
+    .innerJoin('policies as p', 'p.id', 'l.policy_id')
+    .innerJoin('products as pr', 'pr.id', 'l.product_id')
+    .selectAll('l')
+    .select([
+      'pr.code as product_code',
+      'pr.perpetual_fallback',
+      'p.max_devices as policy_max_devices',
+      'p.entitlements as policy_entitlements',
+      'p.floating',
+      'p.heartbeat_interval',
+      'p.require_fingerprint',
+      'p.license_type',
+      (eb) =>
+        eb
+          .selectFrom('devices')
+          .select((e) => e.fn.countAll<number>().as('n'))
+          .whereRef('devices.license_id', '=', 'l.id')
+          .where((e) => holdsSeat(e, now))
+          .as('active_devices'),
+    ]);
+}
+
+export async function findLicenseContext(db: Kysely<Database>, scope: Scope, id: string, now: number): Promise<LicenseContextRow | undefined> {
+  return (await withContext(db, now)
+    .where('l.account_id', '=', scope.accountId)
+    .where('l.env', '=', scope.env)
+    .where('l.id', '=', id)
+    .executeTakeFirst()) as LicenseContextRow | undefined;
+}
+
+export interface ValidationRow extends LicenseContextRow {
+  device_id: string | null;
+  device_fingerprint: string | null;
+  device_name: string | null;
+  device_platform: string | null;
+  device_metadata: string | null;
+  device_lease_expires_at: number | null;
+  device_last_seen_at: number | null;
+  device_created: number | null;
+}
+
+/**
+ * The validation hot path: the license (by key hash), its policy and product,
+ * its seat count and the presented device, in one indexed round trip.
+ */
+export async function findLicenseForValidation(db: Kysely<Database>, keyHash: string, fingerprint: string | null, now: number): Promise<ValidationRow | undefined> {
+  return (await withContext(db, now)
+    .leftJoin('devices as d', (join) => join.onRef('d.license_id', '=', 'l.id').on('d.fingerprint', '=', fingerprint ?? ''))
+    .select([
+      'd.id as device_id',
+      'd.fingerprint as device_fingerprint',
+      'd.name as device_name',
+      'd.platform as device_platform',
+      'd.metadata as device_metadata',
+      'd.lease_expires_at as device_lease_expires_at',
+      'd.last_seen_at as device_last_seen_at',
+      'd.created as device_created',
+    ])
+    .where('l.key_hash', '=', keyHash)
+    .executeTakeFirst()) as ValidationRow | undefined;
+}
+
+/**
+ * The license behind a key, locked for the rest of the transaction so that
+ * concurrent activations on it run one after another (PostgreSQL: a row lock;
+ * SQLite: writers are already serialized by the single connection).
+ */
+export async function lockLicenseByKeyHash(db: Kysely<Database>, dialect: Dialect, keyHash: string): Promise<LicenseRow | undefined> {
+  let q = db.selectFrom('licenses').selectAll().where('key_hash', '=', keyHash);
+  if (dialect === 'postgres') q = q.forUpdate();
+  return q.executeTakeFirst();
+}
+
+export async function lockLicenseById(db: Kysely<Database>, dialect: Dialect, scope: Scope, id: string): Promise<LicenseRow | undefined> {
+  let q = db.selectFrom('licenses').selectAll().where('id', '=', id).where('account_id', '=', scope.accountId).where('env', '=', scope.env);
+  if (dialect === 'postgres') q = q.forUpdate();
+  return q.executeTakeFirst();
+}
+
+export interface LicenseFilter {
+  customer?: string;
+  email?: string;
+  product?: string;
+  status?: 'active' | 'expired' | 'fallback' | 'suspended' | 'revoked';
+}
+
+export function listLicenseContexts(db: Kysely<Database>, scope: Scope, filter: LicenseFilter, page: PageParams, now: number) {
+  let q = withContext(db, now).where('l.account_id', '=', scope.accountId).where('l.env', '=', scope.env);
+  if (filter.customer !== undefined) q = q.where('l.customer_id', '=', filter.customer);
+  if (filter.product !== undefined) q = q.where('l.product_id', '=', filter.product);
+  if (filter.email !== undefined) {
+    const email = filter.email;
+    q = q.where('l.customer_id', 'in', (eb) => eb.selectFrom('customers').select('customers.id').where('customers.email', '=', email));
+  }
+  if (filter.status !== undefined) {
+    // The same precedence as licenseStatus(), in SQL.
+    const revoked = sql<boolean>`(l.revoked_at is not null and l.revoked_at <= ${now})`;
+    const suspended = sql<boolean>`(l.suspended_at is not null and l.suspended_at <= ${now})`;
+    const ended = sql<boolean>`(coalesce(l.grace_ends_at, l.expires_at) is not null and coalesce(l.grace_ends_at, l.expires_at) <= ${now})`;
+    const condition = {
+      revoked,
+      suspended: sql<boolean>`(not ${revoked} and ${suspended})`,
+      expired: sql<boolean>`(not ${revoked} and not ${suspended} and ${ended} and pr.perpetual_fallback = 0)`,
+      fallback: sql<boolean>`(not ${revoked} and not ${suspended} and ${ended} and pr.perpetual_fallback = 1)`,
+      active: sql<boolean>`(not ${revoked} and not ${suspended} and not ${ended})`,
+    }[filter.status];
+    q = q.where(condition);
+  }
+  return paginate(q, 'l.id', page) as Promise<{ data: LicenseContextRow[]; has_more: boolean }>;
+}
+
+export async function insertLicense(db: Kysely<Database>, row: LicenseRow): Promise<void> {
+  await db.insertInto('licenses').values(row).execute();
+}
+
+export async function updateLicense(db: Kysely<Database>, id: string, changes: Updateable<LicensesTable>): Promise<void> {
+  await db.updateTable('licenses').set(changes).where('id', '=', id).execute();
+}
+
+/** Deferred "last validated" bookkeeping, written in batches off the request path. */
+export async function touchLicensesValidated(db: Kysely<Database>, ids: string[], at: number): Promise<void> {
+  if (ids.length === 0) return;
+  await db.updateTable('licenses').set({ last_validated_at: at }).where('id', 'in', ids).execute();
+}
+
+export function findDeviceByFingerprint(db: Kysely<Database>, licenseId: string, fingerprint: string) {
+  return db.selectFrom('devices').selectAll().where('license_id', '=', licenseId).where('fingerprint', '=', fingerprint).executeTakeFirst();
+}
+
+export async function countSeatHolders(db: Kysely<Database>, licenseId: string, now: number, exceptDeviceId?: string): Promise<number> {
+  let q = db
+    .selectFrom('devices')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('license_id', '=', licenseId)
+    .where((eb) => holdsSeat(eb, now));
+  if (exceptDeviceId !== undefined) q = q.where('id', '!=', exceptDeviceId);
+  const row = await q.executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export async function insertDevice(db: Kysely<Database>, row: DeviceRow): Promise<void> {
+  await db.insertInto('devices').values(row).execute();
+}
+
+export async function updateDevice(db: Kysely<Database>, id: string, changes: Updateable<DevicesTable>): Promise<void> {
+  await db.updateTable('devices').set(changes).where('id', '=', id).execute();
+}
+
+export async function deleteDevice(db: Kysely<Database>, id: string): Promise<void> {
+  await db.deleteFrom('devices').where('id', '=', id).execute();
+}
+
+export function findDevice(db: Kysely<Database>, scope: Scope, id: string) {
+  return db.selectFrom('devices').selectAll().where('account_id', '=', scope.accountId).where('env', '=', scope.env).where('id', '=', id).executeTakeFirst();
+}
+
+export function listDevices(db: Kysely<Database>, scope: Scope, licenseId: string, page: PageParams) {
+  const q = db.selectFrom('devices').selectAll().where('account_id', '=', scope.accountId).where('env', '=', scope.env).where('license_id', '=', licenseId);
+  return paginate(q, 'id', page);
+}

@@ -1,0 +1,161 @@
+/**
+ * Table types, identical on SQLite and PostgreSQL: timestamps are Unix seconds
+ * (BIGINT), booleans are 0/1 integers and JSON is stored as text, so every
+ * repository reads and writes the same values on both databases.
+ */
+export type Env = 'test' | 'live';
+export type Bool = 0 | 1;
+
+export interface AccountsTable {
+  id: string;
+  name: string;
+  created: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  name: string | null;
+  key_hash: string;
+  /** The first characters of the key, to tell keys apart in lists. */
+  key_hint: string;
+  created: number;
+  revoked_at: number | null;
+}
+
+export interface SigningKeysTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  algorithm: 'ed25519';
+  public_key: string;
+  private_key_sealed: string;
+  status: 'active' | 'retired';
+  created: number;
+}
+
+export interface ProductsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  name: string;
+  code: string | null;
+  perpetual_fallback: Bool;
+  metadata: string;
+  created: number;
+  updated: number;
+}
+
+export type LicenseType = 'perpetual' | 'timed' | 'subscription';
+
+export interface PoliciesTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  product_id: string;
+  name: string;
+  license_type: LicenseType;
+  duration: string | null;
+  fixed_expires_at: number | null;
+  max_devices: number | null;
+  floating: Bool;
+  heartbeat_interval: number | null;
+  entitlements: string;
+  grace_period: string | null;
+  maintenance_period: string | null;
+  require_fingerprint: Bool;
+  metadata: string;
+  created: number;
+  updated: number;
+}
+
+export interface CustomersTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  email: string;
+  name: string | null;
+  stripe_customer_id: string | null;
+  metadata: string;
+  created: number;
+  updated: number;
+}
+
+export interface LicensesTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  product_id: string;
+  policy_id: string;
+  customer_id: string | null;
+  key_hash: string;
+  key_kid: string;
+  key_iat: number;
+  expires_at: number | null;
+  grace_ends_at: number | null;
+  maintenance_ends_at: number | null;
+  suspended_at: number | null;
+  revoked_at: number | null;
+  max_devices_override: number | null;
+  entitlements_override: string | null;
+  metadata: string;
+  last_validated_at: number | null;
+  created: number;
+  updated: number;
+}
+
+export interface DevicesTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  license_id: string;
+  fingerprint: string;
+  name: string | null;
+  platform: string | null;
+  metadata: string;
+  lease_expires_at: number | null;
+  last_seen_at: number;
+  created: number;
+}
+
+export interface EventsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  type: string;
+  object_type: string;
+  object_id: string;
+  data: string;
+  created: number;
+}
+
+export interface IdempotencyKeysTable {
+  account_id: string;
+  env: Env;
+  key: string;
+  request_hash: string;
+  /** null while the first request with this key is still running. */
+  status_code: number | null;
+  response_sealed: string | null;
+  created: number;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  signing_keys: SigningKeysTable;
+  products: ProductsTable;
+  policies: PoliciesTable;
+  customers: CustomersTable;
+  licenses: LicensesTable;
+  devices: DevicesTable;
+  events: EventsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+/** What every environment-scoped query is filtered by. */
+export interface Scope {
+  accountId: string;
+  env: Env;
+}

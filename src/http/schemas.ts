@@ -1,0 +1,290 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { DURATION_PATTERN } from '../licensing/duration.js';
+
+/**
+ * Every shape that crosses the HTTP boundary. Request schemas bound every
+ * size and reject unknown fields; response schemas are the allow-list of what
+ * leaves the server (fast-json-stringify drops anything else). The OpenAPI
+ * document is generated from these.
+ */
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const Timestamp = Type.Integer({ minimum: 0, maximum: 253402300799, description: 'Unix seconds' });
+export const Duration = Type.String({ pattern: DURATION_PATTERN, description: 'N followed by d, w, m or y, e.g. `30d`, `1y`' });
+export const Code = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'lowercase letters, digits, `.`, `_`, `-`; at most 64' });
+export const Name = Type.String({ minLength: 1, maxLength: 200 });
+export const Email = Type.String({ format: 'email', maxLength: 254 });
+export const Fingerprint = Type.String({ minLength: 1, maxLength: 255 });
+export const LicenseKey = Type.String({ minLength: 1, maxLength: 1024, description: 'a license key, `KM1.…`' });
+export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.String({ maxLength: 500 }), {
+  maxProperties: 50,
+  description: 'up to 50 string keys (≤ 40 characters) with string values (≤ 500 characters)',
+});
+const Entitlements = Type.Array(Code, { maxItems: 100 });
+const Id = (description: string) => Type.String({ minLength: 1, maxLength: 64, description });
+
+export const IdParams = Type.Object({ id: Id('object id') }, { additionalProperties: false });
+
+export const ListQuery = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })),
+  starting_after: Type.Optional(Id('cursor: an object id from the previous page')),
+  ending_before: Type.Optional(Id('cursor: an object id from the next page')),
+};
+
+export const List = <T extends TSchema>(item: T) =>
+  Type.Object({ object: Type.Literal('list'), data: Type.Array(item), has_more: Type.Boolean() });
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      type: Type.Union(
+        ['invalid_request_error', 'authentication_error', 'permission_error', 'not_found_error', 'conflict_error', 'rate_limit_error', 'api_error'].map((t) =>
+          Type.Literal(t),
+        ),
+      ),
+      code: Nullable(Type.String()),
+      message: Type.String(),
+      param: Nullable(Type.String()),
+      request_id: Type.String(),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+// ── objects ──────────────────────────────────────────────────────────────
+
+export const Product = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('product'),
+  name: Type.String(),
+  code: Nullable(Type.String()),
+  perpetual_fallback: Type.Boolean(),
+  metadata: Metadata,
+  livemode: Type.Boolean(),
+  created: Timestamp,
+  updated: Timestamp,
+});
+
+const LicenseType = Type.Union([Type.Literal('perpetual'), Type.Literal('timed'), Type.Literal('subscription')]);
+
+export const Policy = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('policy'),
+  product: Type.String(),
+  name: Type.String(),
+  license_type: LicenseType,
+  duration: Nullable(Type.String()),
+  expires_at: Nullable(Timestamp),
+  max_devices: Nullable(Type.Integer()),
+  floating: Type.Boolean(),
+  heartbeat_interval: Nullable(Type.Integer()),
+  entitlements: Type.Array(Type.String()),
+  grace_period: Nullable(Type.String()),
+  maintenance_period: Nullable(Type.String()),
+  require_fingerprint: Type.Boolean(),
+  metadata: Metadata,
+  livemode: Type.Boolean(),
+  created: Timestamp,
+  updated: Timestamp,
+});
+
+export const Customer = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('customer'),
+  email: Type.String(),
+  name: Nullable(Type.String()),
+  stripe_customer: Nullable(Type.String()),
+  metadata: Metadata,
+  livemode: Type.Boolean(),
+  created: Timestamp,
+  updated: Timestamp,
+});
+
+const LicenseStatus = Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('fallback'), Type.Literal('suspended'), Type.Literal('revoked')]);
+
+const publicLicenseFields = {
+  id: Type.String(),
+  object: Type.Literal('license'),
+  status: LicenseStatus,
+  product: Type.String(),
+  policy: Type.String(),
+  expires_at: Nullable(Timestamp),
+  grace_ends_at: Nullable(Timestamp),
+  maintenance_ends_at: Nullable(Timestamp),
+  max_devices: Nullable(Type.Integer()),
+  active_devices: Type.Integer(),
+  floating: Type.Boolean(),
+  entitlements: Type.Array(Type.String()),
+  metadata: Metadata,
+  created: Timestamp,
+};
+
+export const PublicLicense = Type.Object(publicLicenseFields);
+
+export const License = Type.Object({
+  ...publicLicenseFields,
+  key: Type.String(),
+  customer: Nullable(Type.String()),
+  suspended_at: Nullable(Timestamp),
+  revoked_at: Nullable(Timestamp),
+  last_validated_at: Nullable(Timestamp),
+  livemode: Type.Boolean(),
+  updated: Timestamp,
+});
+
+export const Device = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('device'),
+  license: Type.String(),
+  fingerprint: Type.String(),
+  name: Nullable(Type.String()),
+  platform: Nullable(Type.String()),
+  metadata: Metadata,
+  lease_expires_at: Nullable(Timestamp),
+  last_seen_at: Timestamp,
+  created: Timestamp,
+});
+
+export const DeletedDevice = Type.Object({ id: Type.String(), object: Type.Literal('device'), deleted: Type.Literal(true) });
+
+export const SigningKey = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('signing_key'),
+  algorithm: Type.Literal('ed25519'),
+  public_key: Type.String(),
+  public_key_pem: Type.String(),
+  status: Type.Union([Type.Literal('active'), Type.Literal('retired')]),
+  created: Timestamp,
+});
+
+export const Event = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('event'),
+  type: Type.String(),
+  created: Timestamp,
+  livemode: Type.Boolean(),
+  data: Type.Object({ object: Type.Record(Type.String(), Type.Unknown()) }),
+});
+
+// ── requests ─────────────────────────────────────────────────────────────
+
+const strict = { additionalProperties: false } as const;
+
+export const CreateProduct = Type.Object(
+  {
+    name: Name,
+    code: Type.Optional(Nullable(Code)),
+    perpetual_fallback: Type.Optional(Type.Boolean()),
+    metadata: Type.Optional(Metadata),
+  },
+  strict,
+);
+export const UpdateProduct = Type.Partial(CreateProduct, strict);
+
+const policyFields = {
+  name: Name,
+  duration: Type.Optional(Nullable(Duration)),
+  expires_at: Type.Optional(Nullable(Timestamp)),
+  max_devices: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100_000 }))),
+  floating: Type.Optional(Type.Boolean()),
+  heartbeat_interval: Type.Optional(Nullable(Type.Integer({ minimum: 30, maximum: 30 * 86_400, description: 'seconds' }))),
+  entitlements: Type.Optional(Entitlements),
+  grace_period: Type.Optional(Nullable(Duration)),
+  maintenance_period: Type.Optional(Nullable(Duration)),
+  require_fingerprint: Type.Optional(Type.Boolean()),
+  metadata: Type.Optional(Metadata),
+};
+export const CreatePolicy = Type.Object({ product: Id('product id or code'), license_type: LicenseType, ...policyFields }, strict);
+export const UpdatePolicy = Type.Partial(Type.Object(policyFields), strict);
+
+export const CreateCustomer = Type.Object({ email: Email, name: Type.Optional(Nullable(Name)), metadata: Type.Optional(Metadata) }, strict);
+export const UpdateCustomer = Type.Partial(CreateCustomer, strict);
+
+const licenseOverrides = {
+  expires_at: Type.Optional(Nullable(Timestamp)),
+  max_devices: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100_000 }))),
+  entitlements: Type.Optional(Nullable(Entitlements)),
+  metadata: Type.Optional(Metadata),
+};
+export const CreateLicense = Type.Object(
+  {
+    policy: Id('policy id'),
+    customer: Type.Optional(Nullable(Type.Union([Id('customer id'), CreateCustomer]))),
+    ...licenseOverrides,
+  },
+  strict,
+);
+export const UpdateLicense = Type.Object(licenseOverrides, strict);
+export const RenewLicense = Type.Object({ duration: Type.Optional(Duration) }, strict);
+
+export const LicenseListQuery = Type.Object(
+  {
+    ...ListQuery,
+    customer: Type.Optional(Id('customer id')),
+    email: Type.Optional(Type.String({ maxLength: 254 })),
+    product: Type.Optional(Id('product id or code')),
+    status: Type.Optional(LicenseStatus),
+  },
+  strict,
+);
+export const PolicyListQuery = Type.Object({ ...ListQuery, product: Type.Optional(Id('product id or code')) }, strict);
+export const CustomerListQuery = Type.Object({ ...ListQuery, email: Type.Optional(Type.String({ maxLength: 254 })) }, strict);
+export const EventListQuery = Type.Object(
+  {
+    ...ListQuery,
+    type: Type.Optional(Type.String({ maxLength: 100, description: 'an event type, or `license.*` for a family' })),
+    object: Type.Optional(Id('only events about this object id')),
+  },
+  strict,
+);
+export const PlainListQuery = Type.Object(ListQuery, strict);
+
+// ── public license API ───────────────────────────────────────────────────
+
+export const ValidateRequest = Type.Object(
+  {
+    key: LicenseKey,
+    fingerprint: Type.Optional(Fingerprint),
+    product: Type.Optional(Id('product id or code')),
+    entitlements: Type.Optional(Entitlements),
+    nonce: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  },
+  strict,
+);
+export const ValidationCodes = [
+  'NOT_FOUND',
+  'REVOKED',
+  'SUSPENDED',
+  'PRODUCT_MISMATCH',
+  'EXPIRED',
+  'FALLBACK',
+  'FINGERPRINT_REQUIRED',
+  'DEVICE_NOT_ACTIVATED',
+  'HEARTBEAT_DEAD',
+  'ENTITLEMENTS_MISSING',
+  'VALID',
+] as const;
+export const ValidateResponse = Type.Object({
+  object: Type.Literal('license_validation'),
+  valid: Type.Boolean(),
+  code: Type.Union(ValidationCodes.map((c) => Type.Literal(c))),
+  message: Type.String(),
+  license: Nullable(PublicLicense),
+  device: Nullable(Device),
+  nonce: Type.Optional(Type.String()),
+  ts: Timestamp,
+});
+export const ActivateRequest = Type.Object(
+  {
+    key: LicenseKey,
+    fingerprint: Fingerprint,
+    name: Type.Optional(Nullable(Name)),
+    platform: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 100 }))),
+    metadata: Type.Optional(Metadata),
+  },
+  strict,
+);
+export const DeviceRequest = Type.Object({ key: LicenseKey, fingerprint: Fingerprint }, strict);
+
+export type CreateLicenseBody = Static<typeof CreateLicense>;

@@ -1,0 +1,223 @@
+import type { Kysely } from 'kysely';
+import { sha256Hex } from '../crypto/secret-box.js';
+import type { Dialect } from '../db/database.js';
+import {
+  countSeatHolders,
+  deleteDevice,
+  findDeviceByFingerprint,
+  findLicenseContext,
+  findLicenseForValidation,
+  insertDevice,
+  lockLicenseByKeyHash,
+  touchLicensesValidated,
+  updateDevice,
+  type DeviceRow,
+  type LicenseRow,
+} from '../db/repositories/licenses.js';
+import type { Database, Scope } from '../db/schema.js';
+import { DomainError, conflict, permission } from '../errors.js';
+import type { EventLog } from '../events/event-log.js';
+import { newId } from '../ids.js';
+import { hasKeyShape } from './license-key.js';
+import { licenseStatus } from './status.js';
+import { validateLicense, type ValidationRequest, type Verdict } from './validation.js';
+import { deviceView, effectiveEntitlements, effectiveMaxDevices, publicLicenseView, type DeviceView, type PublicLicenseView } from './views.js';
+
+export interface ValidationResult extends Verdict {
+  license: PublicLicenseView | null;
+  device: DeviceView | null;
+}
+
+export interface ActivationInput {
+  key: string;
+  fingerprint: string;
+  name?: string | null;
+  platform?: string | null;
+  metadata?: Record<string, string>;
+}
+
+const licenseNotFound = () => new DomainError('not_found', 'license_not_found', 'license key not found', 'key');
+
+/**
+ * "Last validated" is bookkeeping, not part of the answer, so it stays off
+ * the request path: validations are collected in memory and written in one
+ * UPDATE per flush. Losing a few seconds of it in a crash is acceptable.
+ */
+class ValidationBookkeeping {
+  private pending = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly now: () => number,
+    private readonly intervalMs: number,
+  ) {}
+
+  note(licenseId: string): void {
+    this.pending.add(licenseId);
+    this.timer ??= setTimeout(() => void this.flush(), this.intervalMs).unref();
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending.size === 0) return;
+    const ids = [...this.pending];
+    this.pending = new Set();
+    for (let i = 0; i < ids.length; i += 500) {
+      await touchLicensesValidated(this.db, ids.slice(i, i + 500), this.now()).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * The public license API: what a vendor's app calls with a license key as its
+ * only credential. The key is looked up by its SHA-256 hash; the hash of a key
+ * Keymint issued is proof enough, so the hot path verifies no signature.
+ */
+export class LicenseApiService {
+  private readonly bookkeeping: ValidationBookkeeping;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+    private readonly events: EventLog,
+    private readonly now: () => number,
+  ) {
+    this.bookkeeping = new ValidationBookkeeping(db, now, 5_000);
+  }
+
+  async validate(key: string, request: ValidationRequest): Promise<ValidationResult> {
+    const now = this.now();
+    const row = hasKeyShape(key) ? await findLicenseForValidation(this.db, sha256Hex(key), request.fingerprint ?? null, now) : undefined;
+    if (!row) return { ...validateLicense(null, null, request, now), license: null, device: null };
+    const device = row.device_id === null ? null : { lease_expires_at: row.device_lease_expires_at };
+    const verdict = validateLicense(
+      {
+        ...row,
+        product_code: row.product_code,
+        perpetual_fallback: row.perpetual_fallback === 1,
+        floating: row.floating === 1,
+        require_fingerprint: row.require_fingerprint === 1,
+        entitlements: effectiveEntitlements(row),
+      },
+      device,
+      request,
+      now,
+    );
+    this.bookkeeping.note(row.id);
+    const deviceResult =
+      row.device_id === null
+        ? null
+        : deviceView({
+            id: row.device_id,
+            account_id: row.account_id,
+            env: row.env,
+            license_id: row.id,
+            fingerprint: row.device_fingerprint ?? '',
+            name: row.device_name,
+            platform: row.device_platform,
+            metadata: row.device_metadata ?? '{}',
+            lease_expires_at: row.device_lease_expires_at,
+            last_seen_at: row.device_last_seen_at ?? row.device_created ?? now,
+            created: row.device_created ?? now,
+          });
+    return { ...verdict, license: publicLicenseView(row, now), device: deviceResult };
+  }
+
+  /**
+   * Activates a device. The license row is locked for the transaction, so
+   * concurrent activations on one license are decided one at a time and the
+   * device limit holds; a repeated fingerprint returns its existing device.
+   */
+  async activate(input: ActivationInput): Promise<{ device: DeviceView; created: boolean }> {
+    if (!hasKeyShape(input.key)) throw licenseNotFound();
+    return this.db.transaction().execute(async (trx) => {
+      const { license, scope, now, maxDevices, leaseSeconds } = await this.lockActive(trx, input.key);
+      const existing = await findDeviceByFingerprint(trx, license.id, input.fingerprint);
+      if (existing && (existing.lease_expires_at === null || existing.lease_expires_at > now)) {
+        const changes = { last_seen_at: now, lease_expires_at: leaseSeconds === null ? null : now + leaseSeconds };
+        await updateDevice(trx, existing.id, changes);
+        return { device: deviceView({ ...existing, ...changes }), created: false };
+      }
+      // A new device, or a floating device whose lapsed lease must win a seat again.
+      const holders = await countSeatHolders(trx, license.id, now, existing?.id);
+      if (maxDevices !== null && holders >= maxDevices) {
+        throw conflict('device_limit_reached', `this license allows ${maxDevices} device${maxDevices === 1 ? '' : 's'} and all are in use`, 'fingerprint');
+      }
+      const device: DeviceRow = existing
+        ? { ...existing, last_seen_at: now, lease_expires_at: leaseSeconds === null ? null : now + leaseSeconds }
+        : {
+            id: newId('device'),
+            account_id: license.account_id,
+            env: license.env,
+            license_id: license.id,
+            fingerprint: input.fingerprint,
+            name: input.name ?? null,
+            platform: input.platform ?? null,
+            metadata: JSON.stringify(input.metadata ?? {}),
+            lease_expires_at: leaseSeconds === null ? null : now + leaseSeconds,
+            last_seen_at: now,
+            created: now,
+          };
+      if (existing) await updateDevice(trx, device.id, { last_seen_at: device.last_seen_at, lease_expires_at: device.lease_expires_at });
+      else await insertDevice(trx, device);
+      const view = deviceView(device);
+      await this.events.record(trx, scope, 'device.activated', view);
+      return { device: view, created: !existing };
+    });
+  }
+
+  async deactivate(key: string, fingerprint: string): Promise<{ id: string; object: 'device'; deleted: true }> {
+    if (!hasKeyShape(key)) throw licenseNotFound();
+    return this.db.transaction().execute(async (trx) => {
+      const license = await lockLicenseByKeyHash(trx, this.dialect, sha256Hex(key));
+      if (!license) throw licenseNotFound();
+      const device = await findDeviceByFingerprint(trx, license.id, fingerprint);
+      if (!device) throw new DomainError('not_found', 'device_not_found', 'no device with this fingerprint is activated on this license', 'fingerprint');
+      await deleteDevice(trx, device.id);
+      await this.events.record(trx, scope(license), 'device.deactivated', deviceView(device));
+      return { id: device.id, object: 'device' as const, deleted: true as const };
+    });
+  }
+
+  /**
+   * Renews a device's lease. On a floating license a lapsed lease has already
+   * freed its seat, so a late heartbeat must win a seat again like a new
+   * activation would.
+   */
+  async heartbeat(key: string, fingerprint: string): Promise<DeviceView> {
+    if (!hasKeyShape(key)) throw licenseNotFound();
+    return this.db.transaction().execute(async (trx) => {
+      const { license, now, maxDevices, leaseSeconds } = await this.lockActive(trx, key);
+      const device = await findDeviceByFingerprint(trx, license.id, fingerprint);
+      if (!device) throw new DomainError('not_found', 'device_not_found', 'no device with this fingerprint is activated on this license', 'fingerprint');
+      const lapsed = device.lease_expires_at !== null && device.lease_expires_at <= now;
+      if (lapsed && maxDevices !== null && (await countSeatHolders(trx, license.id, now, device.id)) >= maxDevices) {
+        throw conflict('device_limit_reached', 'the lease lapsed and its seat has been taken by another device', 'fingerprint');
+      }
+      const changes = { last_seen_at: now, lease_expires_at: leaseSeconds === null ? null : now + leaseSeconds };
+      await updateDevice(trx, device.id, changes);
+      return deviceView({ ...device, ...changes });
+    });
+  }
+
+  /** Flushes deferred bookkeeping; called on shutdown. */
+  close(): Promise<void> {
+    return this.bookkeeping.flush();
+  }
+
+  private async lockActive(trx: Kysely<Database>, key: string) {
+    const locked = await lockLicenseByKeyHash(trx, this.dialect, sha256Hex(key));
+    if (!locked) throw licenseNotFound();
+    const now = this.now();
+    const license = await findLicenseContext(trx, scope(locked), locked.id, now);
+    if (!license) throw licenseNotFound();
+    const status = licenseStatus(license, license.perpetual_fallback === 1, now);
+    if (status !== 'active') throw permission('license_not_active', `license is ${status}`);
+    const leaseSeconds = license.floating === 1 ? (license.heartbeat_interval ?? 600) : null;
+    return { license: locked as LicenseRow, scope: scope(locked), now, maxDevices: effectiveMaxDevices(license), leaseSeconds };
+  }
+}
+
+const scope = (l: Pick<LicenseRow, 'account_id' | 'env'>): Scope => ({ accountId: l.account_id, env: l.env });

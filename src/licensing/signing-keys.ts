@@ -1,0 +1,118 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { SecretBox } from '../crypto/secret-box.js';
+import {
+  findActiveSigningKey,
+  findSigningKey,
+  insertSigningKey,
+  listSigningKeys,
+  type SigningKeyRow,
+} from '../db/repositories/signing-keys.js';
+import type { Database, Scope } from '../db/schema.js';
+import { newId } from '../ids.js';
+
+export interface SigningKey {
+  id: string;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+export interface SigningKeyView {
+  id: string;
+  object: 'signing_key';
+  algorithm: 'ed25519';
+  public_key: string;
+  public_key_pem: string;
+  status: 'active' | 'retired';
+  created: number;
+}
+
+const sealContext = (kid: string) => `signing_key:${kid}`;
+
+/**
+ * One Ed25519 key pair per environment. The private half is sealed under the
+ * master key; decrypted keys are cached by id, which is safe because a key
+ * pair never changes once created (rotation adds a new id).
+ */
+export class SigningKeyService {
+  private readonly cache = new Map<string, SigningKey>();
+  private readonly activeByScope = new Map<string, string>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly box: SecretBox,
+    private readonly now: () => number,
+  ) {}
+
+  /** Creates the environment's first key pair; called when an account is set up. */
+  async create(db: Kysely<Database>, scope: Scope): Promise<SigningKeyRow> {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const id = newId('signingKey');
+    const row: SigningKeyRow = {
+      id,
+      account_id: scope.accountId,
+      env: scope.env,
+      algorithm: 'ed25519',
+      public_key: rawPublicKey(publicKey),
+      private_key_sealed: this.box.seal(privateKey.export({ format: 'der', type: 'pkcs8' }), sealContext(id)),
+      status: 'active',
+      created: this.now(),
+    };
+    await insertSigningKey(db, row);
+    return row;
+  }
+
+  async active(scope: Scope): Promise<SigningKey> {
+    const cacheKey = `${scope.accountId}:${scope.env}`;
+    const cachedId = this.activeByScope.get(cacheKey);
+    if (cachedId) return this.byId(cachedId);
+    const row = await findActiveSigningKey(this.db, scope);
+    if (!row) throw new Error(`environment ${scope.env} of ${scope.accountId} has no active signing key`);
+    this.activeByScope.set(cacheKey, row.id);
+    return this.fromRow(row);
+  }
+
+  async byId(id: string): Promise<SigningKey> {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    const row = await findSigningKey(this.db, id);
+    if (!row) throw new Error(`signing key ${id} is missing`);
+    return this.fromRow(row);
+  }
+
+  async list(scope: Scope): Promise<SigningKeyView[]> {
+    const rows = await listSigningKeys(this.db, scope);
+    return rows.map(toView);
+  }
+
+  private fromRow(row: SigningKeyRow): SigningKey {
+    const privateKey = createPrivateKey({
+      key: this.box.open(row.private_key_sealed, sealContext(row.id)),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    const key = { id: row.id, privateKey, publicKey: createPublicKey(privateKey) };
+    this.cache.set(row.id, key);
+    return key;
+  }
+}
+
+function rawPublicKey(publicKey: KeyObject): string {
+  // The JWK `x` member of an Ed25519 key is exactly the raw 32 bytes, base64url.
+  const jwk = publicKey.export({ format: 'jwk' });
+  if (!jwk.x) throw new Error('not an Ed25519 public key');
+  return jwk.x;
+}
+
+function toView(row: SigningKeyRow): SigningKeyView {
+  const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: row.public_key }, format: 'jwk' });
+  return {
+    id: row.id,
+    object: 'signing_key',
+    algorithm: row.algorithm,
+    public_key: row.public_key,
+    public_key_pem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    status: row.status,
+    created: row.created,
+  };
+}
