@@ -41,7 +41,17 @@ export async function freshDatabase(): Promise<TestDatabase> {
     drop: async () => {
       const c = new pg.Client({ connectionString: TEST_PG_URL });
       await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
+      // Not WITH (FORCE): that kills connections the pool is still closing and
+      // turns a clean shutdown into errors. Closed connections leave in a moment.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await c.query(`drop database if exists ${name}`);
+          break;
+        } catch (err) {
+          if (attempt >= 50) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
       await c.end();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
