@@ -10,6 +10,7 @@ import { openDatabase, type Db } from './db/database.js';
 import { requireSecretKey } from './http/auth.js';
 import { installErrorHandling } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
+import { databaseRateLimitStore } from './http/rate-limit-store.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { licenseApiRoutes } from './http/routes/license-api.js';
 import { ErrorBody } from './http/schemas.js';
@@ -113,7 +114,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
-  await app.register(fastifyRateLimit, { global: false, cache: 100_000 });
+  // One process on SQLite counts in memory; replicas on PostgreSQL share counters in the database.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    cache: 100_000,
+    skipOnError: true,
+    ...(db.dialect === 'postgres' && { store: databaseRateLimitStore(db.kysely) }),
+  });
 
   await app.register(licenseApiRoutes, { services, rateLimit: config.rateLimit });
   await app.register(async (admin) => {

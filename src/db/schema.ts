@@ -141,6 +141,13 @@ export interface IdempotencyKeysTable {
   created: number;
 }
 
+export interface RateLimitsTable {
+  key: string;
+  /** Start of the counting window, in milliseconds. */
+  window_start: number;
+  count: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -152,6 +159,7 @@ export interface Database {
   devices: DevicesTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  rate_limits: RateLimitsTable;
 }
 
 /** What every environment-scoped query is filtered by. */

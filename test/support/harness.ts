@@ -89,8 +89,11 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(options: { rateLimit?: number; env?: Record<string, string> } = {}): Promise<TestServer> {
-  const database = await freshDatabase();
+export async function startServer(options: { rateLimit?: number; env?: Record<string, string>; replicaOf?: TestServer } = {}): Promise<TestServer> {
+  // A replica shares its primary's database and data directory (and so its master key), as a second `keymint serve` would.
+  const database: TestDatabase = options.replicaOf
+    ? { dataDir: options.replicaOf.config.dataDir, databaseUrl: options.replicaOf.config.databaseUrl, drop: async () => undefined }
+    : await freshDatabase();
   const config = loadConfig({
     KEYMINT_DATA_DIR: database.dataDir,
     ...(database.databaseUrl && { DATABASE_URL: database.databaseUrl }),
@@ -103,8 +106,8 @@ export async function startServer(options: { rateLimit?: number; env?: Record<st
   const clock = testClock();
   const app = await buildApp(config, { db, now: clock.now, logger: false });
   const accountId = await app.services.accounts.ensureDefaultAccount();
-  const testKey = (await app.services.accounts.createApiKey(accountId, 'test', 'tests')).secret;
-  const liveKey = (await app.services.accounts.createApiKey(accountId, 'live', 'tests')).secret;
+  const testKey = options.replicaOf?.testKey ?? (await app.services.accounts.createApiKey(accountId, 'test', 'tests')).secret;
+  const liveKey = options.replicaOf?.liveKey ?? (await app.services.accounts.createApiKey(accountId, 'live', 'tests')).secret;
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
 
   return {
