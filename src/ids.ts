@@ -17,6 +17,7 @@ export const ID_PREFIXES = {
   license: 'lic',
   device: 'dev',
   event: 'kev',
+  job: 'job',
   request: 'req',
 } as const;
 

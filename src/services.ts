@@ -3,6 +3,8 @@ import type { SecretBox } from './crypto/secret-box.js';
 import { CustomerService } from './customers/customers.js';
 import type { Db } from './db/database.js';
 import { EventLog } from './events/event-log.js';
+import { JobService } from './jobs/jobs.js';
+import type { JobHandler } from './jobs/worker.js';
 import { CatalogService } from './licensing/catalog.js';
 import { LicenseApiService } from './licensing/license-api.js';
 import { LicenseService } from './licensing/licenses.js';
@@ -17,12 +19,16 @@ export interface Services {
   customers: CustomerService;
   licenses: LicenseService;
   licenseApi: LicenseApiService;
+  jobs: JobService;
+  /** What the job worker runs, by job type. */
+  jobHandlers: Record<string, JobHandler>;
   close(): Promise<void>;
 }
 
 /** Every service, built once, in dependency order; routes get this set and nothing else. */
 export function createServices(db: Db, box: SecretBox, now: () => number): Services {
   const signingKeys = new SigningKeyService(db.kysely, box, now);
+  const jobs = new JobService(db.kysely, now);
   const accounts = new AccountService(db.kysely, db.dialect, signingKeys, now);
   // The event log needs the license service to re-derive keys when events are read; it is set right below.
   let licenses: LicenseService | undefined;
@@ -40,6 +46,8 @@ export function createServices(db: Db, box: SecretBox, now: () => number): Servi
     customers,
     licenses,
     licenseApi,
+    jobs,
+    jobHandlers: {},
     close: () => licenseApi.close(),
   };
 }

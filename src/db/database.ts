@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
 import pg from 'pg';
 import * as m0001 from './migrations/0001-core.js';
+import * as m0002 from './migrations/0002-jobs.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -48,6 +49,7 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
 
 const migrations: Record<string, Migration> = {
   '0001-core': m0001,
+  '0002-jobs': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -148,6 +148,28 @@ export interface RateLimitsTable {
   count: number;
 }
 
+export type JobState = 'pending' | 'running' | 'succeeded' | 'dead';
+
+export interface JobsTable {
+  id: string;
+  account_id: string | null;
+  env: Env | null;
+  type: string;
+  payload: string;
+  dedupe_key: string | null;
+  state: JobState;
+  attempts: number;
+  max_attempts: number;
+  /** Milliseconds: retries back off by less than a second in tests. */
+  run_at_ms: number;
+  locked_by: string | null;
+  locked_until_ms: number | null;
+  last_error: string | null;
+  created: number;
+  updated: number;
+  completed_at: number | null;
+}
+
 export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -160,6 +182,7 @@ export interface Database {
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
   rate_limits: RateLimitsTable;
+  jobs: JobsTable;
 }
 
 /** What every environment-scoped query is filtered by. */

@@ -17,8 +17,10 @@ export const Name = Type.String({ minLength: 1, maxLength: 200 });
 export const Email = Type.String({ format: 'email', maxLength: 254 });
 export const Fingerprint = Type.String({ minLength: 1, maxLength: 255 });
 export const LicenseKey = Type.String({ minLength: 1, maxLength: 1024, description: 'a license key, `KM1.…`' });
-export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.String({ maxLength: 500 }), {
+// TypeBox drops a Record's key schema into `patternProperties`, so the key bound is `propertyNames`.
+export const Metadata = Type.Record(Type.String(), Type.String({ maxLength: 500 }), {
   maxProperties: 50,
+  propertyNames: { minLength: 1, maxLength: 40 },
   description: 'up to 50 string keys (≤ 40 characters) with string values (≤ 500 characters)',
 });
 const Entitlements = Type.Array(Code, { maxItems: 100 });
@@ -288,3 +290,20 @@ export const ActivateRequest = Type.Object(
 export const DeviceRequest = Type.Object({ key: LicenseKey, fingerprint: Fingerprint }, strict);
 
 export type CreateLicenseBody = Static<typeof CreateLicense>;
+
+export const JobState = Type.Union([Type.Literal('pending'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('dead')]);
+export const Job = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('job'),
+  type: Type.String(),
+  state: JobState,
+  attempts: Type.Integer(),
+  max_attempts: Type.Integer(),
+  next_run_at: Nullable(Timestamp),
+  last_error: Nullable(Type.String()),
+  livemode: Type.Boolean(),
+  created: Timestamp,
+  updated: Timestamp,
+  completed_at: Nullable(Timestamp),
+});
+export const JobListQuery = Type.Object({ ...ListQuery, state: Type.Optional(JobState), type: Type.Optional(Type.String({ maxLength: 100 })) }, { additionalProperties: false });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js';
 
@@ -89,7 +89,17 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(options: { rateLimit?: number; env?: Record<string, string>; replicaOf?: TestServer } = {}): Promise<TestServer> {
+export interface ServerOptions {
+  rateLimit?: number;
+  env?: Record<string, string>;
+  replicaOf?: TestServer;
+  worker?: AppOptions['worker'];
+}
+
+/** Fast retries for tests: the backoff shape is the production one, scaled down. */
+export const TEST_WORKER = { pollMs: 50, backoffBaseMs: 20, backoffMaxMs: 200 };
+
+export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   // A replica shares its primary's database and data directory (and so its master key), as a second `keymint serve` would.
   const database: TestDatabase = options.replicaOf
     ? { dataDir: options.replicaOf.config.dataDir, databaseUrl: options.replicaOf.config.databaseUrl, drop: async () => undefined }
@@ -104,7 +114,7 @@ export async function startServer(options: { rateLimit?: number; env?: Record<st
   const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 20 });
   await migrateToLatest(db);
   const clock = testClock();
-  const app = await buildApp(config, { db, now: clock.now, logger: false });
+  const app = await buildApp(config, { db, now: clock.now, logger: false, worker: { ...TEST_WORKER, ...options.worker } });
   const accountId = await app.services.accounts.ensureDefaultAccount();
   const testKey = options.replicaOf?.testKey ?? (await app.services.accounts.createApiKey(accountId, 'test', 'tests')).secret;
   const liveKey = options.replicaOf?.liveKey ?? (await app.services.accounts.createApiKey(accountId, 'live', 'tests')).secret;

@@ -21,7 +21,7 @@ const secured = [{ secretKey: [] }];
  */
 export async function adminRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { catalog, customers, licenses, signingKeys, events } = services;
+  const { catalog, customers, licenses, signingKeys, events, jobs } = services;
 
   // ── products ──
   const productTags = { tags: ['products'], security: secured };
@@ -117,5 +117,17 @@ export async function adminRoutes(fastify: FastifyInstance, { services }: { serv
   );
   app.get('/v1/events/:id', { schema: { tags: ['events'], security: secured, summary: 'Retrieve an event', params: S.IdParams, response: { 200: S.Event, ...errors } } }, (req) =>
     events.get(req.scope, req.params.id),
+  );
+
+  // ── jobs ──
+  const jobTags = { tags: ['jobs'], security: secured };
+  app.get('/v1/jobs', { schema: { ...jobTags, summary: 'List jobs (emails, webhooks, Stripe processing)', querystring: S.JobListQuery, response: { 200: S.List(S.Job), ...errors } } }, async (req) =>
+    list(await jobs.list(req.scope, { state: req.query.state, type: req.query.type }, page(req.query))),
+  );
+  app.get('/v1/jobs/:id', { schema: { ...jobTags, summary: 'Retrieve a job', params: S.IdParams, response: { 200: S.Job, ...errors } } }, (req) =>
+    jobs.get(req.scope, req.params.id),
+  );
+  app.post('/v1/jobs/:id/retry', { schema: { ...jobTags, summary: 'Run a job again now, with a fresh set of attempts', params: S.IdParams, response: { 200: S.Job, ...errors } } }, (req) =>
+    jobs.retry(req.scope, req.params.id),
   );
 }
