@@ -118,9 +118,14 @@ export class LicenseService {
   }
 
   async update(scope: Scope, id: string, input: LicenseUpdate): Promise<AdminLicenseView> {
-    return this.change(scope, id, 'license.updated', (license) => {
+    return this.change(scope, id, 'license.updated', async (license, _now, trx) => {
       const changes: Partial<LicenseRow> = {};
-      if (input.expires_at !== undefined) changes.expires_at = input.expires_at;
+      if (input.expires_at !== undefined) {
+        // The grace period runs from the expiry, so it moves with it.
+        const policy = await this.catalog.policyRow(trx, scope, license.policy_id);
+        changes.expires_at = input.expires_at;
+        changes.grace_ends_at = input.expires_at !== null && policy.grace_period ? addDuration(input.expires_at, policy.grace_period) : null;
+      }
       if (input.max_devices !== undefined) changes.max_devices_override = input.max_devices;
       if (input.entitlements !== undefined) {
         changes.entitlements_override = input.entitlements === null ? null : JSON.stringify([...new Set(input.entitlements)]);
