@@ -7,14 +7,16 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createSecretBox, loadMasterKey } from './crypto/secret-box.js';
 import { openDatabase, type Db } from './db/database.js';
+import { invalidRequest } from './errors.js';
 import { requireSecretKey } from './http/auth.js';
-import { installErrorHandling } from './http/errors.js';
+import { installErrorHandling, routingError } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
 import { databaseRateLimitStore } from './http/rate-limit-store.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { licenseApiRoutes } from './http/routes/license-api.js';
 import { ErrorBody } from './http/schemas.js';
 import { newId } from './ids.js';
+import { DEFAULT_WORKER_OPTIONS, JobWorker, type WorkerOptions } from './jobs/worker.js';
 import { createServices, type Services } from './services.js';
 
 export interface AppOptions {
@@ -23,17 +25,33 @@ export interface AppOptions {
   /** Use this database instead of opening one from the config (the caller closes it). */
   db?: Db;
   logger?: boolean;
+  /** Job worker tuning; `start: false` leaves jobs queued (tests of crash recovery). */
+  worker?: Partial<WorkerOptions> & { start?: boolean };
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     services: Services;
     db: Db;
+    worker: JobWorker;
   }
 }
 
 /** Largest accepted request body. Every real request is far smaller; this only stops abuse. */
 export const BODY_LIMIT = 64 * 1024;
+
+/**
+ * How deeply a JSON body may nest. Real bodies need three levels; the limit
+ * keeps the recursive walks below (and the schema validator's) off the end
+ * of the stack, where a 64 KiB body of brackets would otherwise take them.
+ */
+const MAX_BODY_DEPTH = 16;
+
+function nestedDeeperThan(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (levels === 0) return true;
+  return Object.values(value).some((v) => nestedDeeperThan(v, levels - 1));
+}
 
 /** Trims every string in a parsed JSON body, so `" a@b.c "` and `"a@b.c"` are the same input. */
 function trimStrings(value: unknown): unknown {
@@ -63,6 +81,7 @@ function installValidators(app: FastifyInstance): void {
     // A missing body is validated as `{}`: routes whose fields are all optional
     // accept it, the others answer with the first missing parameter.
     return (data: unknown) => {
+      if (nestedDeeperThan(data, MAX_BODY_DEPTH)) return { error: invalidRequest('body_invalid', 'the request body is nested too deeply', null) };
       const value = trimStrings(data ?? {});
       return validate(value) ? { value } : { error: validate.errors ?? [] };
     };
@@ -80,12 +99,24 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     bodyLimit: BODY_LIMIT,
     genReqId: () => newId('request'),
     requestIdHeader: false,
+    frameworkErrors: routingError,
     trustProxy: config.trustProxy,
     ajv: { customOptions: { strict: false } },
   });
   app.decorate('services', services);
   app.decorate('db', db);
+  const worker = new JobWorker(db.kysely, db.dialect, services.jobs, app.log, { ...DEFAULT_WORKER_OPTIONS, ...options.worker });
+  for (const [type, handler] of Object.entries(services.jobHandlers)) worker.register(type, handler);
+  app.decorate('worker', worker);
   installValidators(app);
+  // Bodies are JSON only; Fastify would otherwise accept text/plain as a string.
+  // An empty body sent as JSON is no body (clients often set the header on
+  // every POST, including actions like `/suspend` that take no parameters).
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  const parseJson = app.getDefaultJsonParser('error', 'ignore');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : parseJson(request, body as string, done),
+  );
   installErrorHandling(app);
   app.addSchema(ErrorBody);
 
@@ -93,7 +124,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     reply.header('Request-Id', request.id);
     return payload;
   });
+  if (options.worker?.start !== false) app.addHook('onReady', async () => worker.start());
   app.addHook('onClose', async () => {
+    // Finish the jobs in flight before the database goes away.
+    await worker.stop();
     await services.close();
     if (!options.db) await db.close();
   });

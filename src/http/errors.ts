@@ -33,10 +33,22 @@ function paramName(path: string[]): string | null {
   return `${first}${rest.map((p) => `[${p}]`).join('')}`;
 }
 
+/** Depth of the parameter an error names, then how telling its kind is. */
+function specificity(e: AjvError): number {
+  const namesChild = e.keyword === 'additionalProperties' || e.keyword === 'required';
+  const depth = e.instancePath.split('/').filter(Boolean).length + (namesChild ? 1 : 0);
+  return depth * 10 + (e.keyword === 'additionalProperties' ? 2 : e.keyword === 'required' ? 1 : 0);
+}
+
 /** Turns the first schema violation into a sentence a developer can act on, and names the parameter. */
 function describeValidation(errors: AjvError[], context: string | undefined): { code: string; message: string; param: string | null } {
-  // Unions report every branch; the most specific failure is the most useful one.
-  const error = errors.find((e) => e.keyword === 'additionalProperties') ?? errors.find((e) => e.keyword === 'required') ?? errors[0];
+  // Unions report every branch's failure (`customer` as an id fails as a
+  // string, as an object and as null). The one naming the deepest parameter
+  // is the branch the client meant; at equal depth an unknown or missing field
+  // says more than a type mismatch, and otherwise the first error stands.
+  const error = errors
+    .filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'propertyNames')
+    .reduce<AjvError | undefined>((best, e) => (!best || specificity(e) > specificity(best) ? e : best), undefined);
   const where = context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : 'parameter';
   if (!error) return { code: 'parameter_invalid', message: 'invalid request', param: null };
   const path = error.instancePath.split('/').filter(Boolean);
@@ -52,11 +64,28 @@ function describeValidation(errors: AjvError[], context: string | undefined): { 
   if (param === null && context === 'body') {
     return { code: 'body_invalid', message: 'the request body must be a JSON object', param: null };
   }
+  if (errors.some((e) => e.keyword === 'propertyNames' && e.instancePath === error.instancePath)) {
+    return { code: 'parameter_invalid', message: `invalid ${where} ${param}: its keys ${error.message ?? 'are invalid'}`, param };
+  }
   return { code: 'parameter_invalid', message: `invalid ${where} ${param ?? ''}: ${error.message ?? 'invalid value'}`.replace('  ', ' '), param };
 }
 
 function send(reply: FastifyReply, request: FastifyRequest, status: number, type: ErrorType, code: string | null, message: string, param: string | null) {
   return reply.code(status).type('application/json').send({ error: { type, code, message, param, request_id: request.id } });
+}
+
+/**
+ * What the router rejects before any route or hook runs (a URL that does not
+ * decode, a path parameter longer than the router accepts): Fastify's
+ * `frameworkErrors`, answered in the same shape. The reply is built outside
+ * any route, so the Request-Id header is set here rather than left to hooks.
+ */
+export function routingError(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  reply.header('Request-Id', request.id);
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, request, 414, 'invalid_request_error', 'url_too_long', 'the request URL is too long', null);
+  if (err.code === 'FST_ERR_BAD_URL') return send(reply, request, 400, 'invalid_request_error', 'url_invalid', 'the request URL is not validly encoded', null);
+  request.log.error({ err, request_id: request.id }, 'unhandled routing error');
+  return send(reply, request, 500, 'api_error', 'internal_error', 'something went wrong on our side; it has been logged', null);
 }
 
 /**

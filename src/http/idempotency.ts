@@ -20,6 +20,16 @@ declare module 'fastify' {
 /** How long a key is remembered, as with Stripe. */
 const KEY_TTL_SECONDS = 24 * 3600;
 
+/** JSON with object keys sorted, so the same parameters sent in another order are the same request. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
 /**
  * `Idempotency-Key` on admin POSTs, with Stripe's semantics: the first
  * request's status and body are saved and replayed for every retry with the
@@ -41,7 +51,7 @@ export function idempotency(app: FastifyInstance, db: Kysely<Database>, box: Sec
     }
     const scope = request.scope;
     const requestHash = createHash('sha256')
-      .update(`${request.method} ${request.routeOptions.url} ${JSON.stringify(request.params)} ${JSON.stringify(request.body ?? null)}`)
+      .update(`${request.method} ${request.routeOptions.url} ${canonicalJson(request.params)} ${canonicalJson(request.body ?? null)}`)
       .digest('hex');
     const ts = now();
     for (let attempt = 0; attempt < 2; attempt++) {

@@ -123,6 +123,9 @@ export class LicenseService {
       if (input.expires_at !== undefined) {
         // The grace period runs from the expiry, so it moves with it.
         const policy = await this.catalog.policyRow(trx, scope, license.policy_id);
+        if (input.expires_at !== null && policy.license_type === 'perpetual') {
+          throw invalidRequest('parameter_invalid', 'licenses of a perpetual policy do not expire', 'expires_at');
+        }
         changes.expires_at = input.expires_at;
         changes.grace_ends_at = input.expires_at !== null && policy.grace_period ? addDuration(input.expires_at, policy.grace_period) : null;
       }
