@@ -18,6 +18,9 @@ export const ID_PREFIXES = {
   device: 'dev',
   event: 'kev',
   job: 'job',
+  stripeConnection: 'sconn',
+  priceMapping: 'pmap',
+  stripeEvent: 'sev',
   request: 'req',
 } as const;
 

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type 
 import pg from 'pg';
 import * as m0001 from './migrations/0001-core.js';
 import * as m0002 from './migrations/0002-jobs.js';
+import * as m0003 from './migrations/0003-stripe.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -50,6 +51,7 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
 const migrations: Record<string, Migration> = {
   '0001-core': m0001,
   '0002-jobs': m0002,
+  '0003-stripe': m0003,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -68,6 +68,9 @@ export interface PoliciesTable {
   metadata: string;
   created: number;
   updated: number;
+  on_payment_failure: 'keep_until_period_end' | 'suspend';
+  on_partial_refund: 'ignore' | 'revoke';
+  on_subscription_refund: 'revoke' | 'ignore';
 }
 
 export interface CustomersTable {
@@ -103,7 +106,19 @@ export interface LicensesTable {
   last_validated_at: number | null;
   created: number;
   updated: number;
+  /** The Stripe objects this license was fulfilled from; unique per environment. */
+  fulfilment_key: string | null;
+  stripe_customer: string | null;
+  stripe_checkout_session: string | null;
+  stripe_payment_intent: string | null;
+  stripe_subscription: string | null;
+  stripe_price: string | null;
+  /** Why the license is suspended, so that only the matching event lifts it. */
+  suspension_reason: SuspensionReason | null;
+  cancel_at_period_end: Bool;
 }
+
+export type SuspensionReason = 'manual' | 'payment_failed' | 'dispute' | 'subscription_status';
 
 export interface DevicesTable {
   id: string;
@@ -170,6 +185,60 @@ export interface JobsTable {
   completed_at: number | null;
 }
 
+export interface StripeConnectionsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  stripe_account: string | null;
+  secret_key_sealed: string;
+  key_hint: string;
+  webhook_endpoint_id: string;
+  webhook_secret_sealed: string;
+  api_version: string;
+  created: number;
+  updated: number;
+}
+
+export interface PriceMappingsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  price: string;
+  policy_id: string;
+  quantity: 'licenses' | 'seats';
+  max_devices: number | null;
+  duration: string | null;
+  entitlements: string | null;
+  created: number;
+}
+
+export type StripeEventStatus = 'pending' | 'processed' | 'ignored' | 'failed';
+
+export interface StripeEventsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  stripe_event_id: string;
+  type: string;
+  livemode: Bool;
+  api_version: string | null;
+  stripe_created: number;
+  payload: string;
+  status: StripeEventStatus;
+  outcome: string | null;
+  error: string | null;
+  attempts: number;
+  received: number;
+  processed_at: number | null;
+}
+
+export interface StripePaymentsTable {
+  account_id: string;
+  env: Env;
+  payment_intent: string;
+  license_id: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -183,6 +252,10 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   rate_limits: RateLimitsTable;
   jobs: JobsTable;
+  stripe_connections: StripeConnectionsTable;
+  price_mappings: PriceMappingsTable;
+  stripe_events: StripeEventsTable;
+  stripe_payments: StripePaymentsTable;
 }
 
 /** What every environment-scoped query is filtered by. */

@@ -68,6 +68,14 @@ export const Product = Type.Object({
   updated: Timestamp,
 });
 
+const OnPaymentFailure = Type.Union([Type.Literal('keep_until_period_end'), Type.Literal('suspend')], {
+  description: 'what a failed subscription payment does: keep access until the paid period (+ grace) ends, or suspend at once',
+});
+const OnPartialRefund = Type.Union([Type.Literal('ignore'), Type.Literal('revoke')], { description: 'what a partial refund does' });
+const OnSubscriptionRefund = Type.Union([Type.Literal('revoke'), Type.Literal('ignore')], {
+  description: "whether a full refund of a subscription payment revokes the subscription's license",
+});
+
 const LicenseType = Type.Union([Type.Literal('perpetual'), Type.Literal('timed'), Type.Literal('subscription')]);
 
 export const Policy = Type.Object({
@@ -85,6 +93,9 @@ export const Policy = Type.Object({
   grace_period: Nullable(Type.String()),
   maintenance_period: Nullable(Type.String()),
   require_fingerprint: Type.Boolean(),
+  on_payment_failure: OnPaymentFailure,
+  on_partial_refund: OnPartialRefund,
+  on_subscription_refund: OnSubscriptionRefund,
   metadata: Metadata,
   livemode: Type.Boolean(),
   created: Timestamp,
@@ -129,7 +140,19 @@ export const License = Type.Object({
   key: Type.String(),
   customer: Nullable(Type.String()),
   suspended_at: Nullable(Timestamp),
+  suspension_reason: Nullable(Type.String({ description: 'manual, payment_failed, dispute or subscription_status' })),
   revoked_at: Nullable(Timestamp),
+  stripe: Type.Object(
+    {
+      customer: Nullable(Type.String()),
+      checkout_session: Nullable(Type.String()),
+      payment_intent: Nullable(Type.String()),
+      subscription: Nullable(Type.String()),
+      price: Nullable(Type.String()),
+      cancel_at_period_end: Type.Boolean(),
+    },
+    { description: 'the Stripe objects this license was bought with' },
+  ),
   last_validated_at: Nullable(Timestamp),
   livemode: Type.Boolean(),
   updated: Timestamp,
@@ -195,6 +218,9 @@ const policyFields = {
   grace_period: Type.Optional(Nullable(Duration)),
   maintenance_period: Type.Optional(Nullable(Duration)),
   require_fingerprint: Type.Optional(Type.Boolean()),
+  on_payment_failure: Type.Optional(OnPaymentFailure),
+  on_partial_refund: Type.Optional(OnPartialRefund),
+  on_subscription_refund: Type.Optional(OnSubscriptionRefund),
   metadata: Type.Optional(Metadata),
 };
 export const CreatePolicy = Type.Object({ product: Id('product id or code'), license_type: LicenseType, ...policyFields }, strict);

@@ -40,6 +40,10 @@ export interface PolicyInput {
   grace_period?: string | null;
   maintenance_period?: string | null;
   require_fingerprint?: boolean;
+  /** Stripe: suspend at the first failed payment, or keep access until the paid period (+ grace) runs out. */
+  on_payment_failure?: PolicyRow['on_payment_failure'];
+  on_partial_refund?: PolicyRow['on_partial_refund'];
+  on_subscription_refund?: PolicyRow['on_subscription_refund'];
   metadata?: Metadata;
 }
 
@@ -79,6 +83,9 @@ export function policyView(row: PolicyRow) {
     grace_period: row.grace_period,
     maintenance_period: row.maintenance_period,
     require_fingerprint: row.require_fingerprint === 1,
+    on_payment_failure: row.on_payment_failure,
+    on_partial_refund: row.on_partial_refund,
+    on_subscription_refund: row.on_subscription_refund,
     metadata: JSON.parse(row.metadata) as Metadata,
     livemode: row.env === 'live',
     created: row.created,
@@ -189,6 +196,9 @@ export class CatalogService {
       grace_period: input.grace_period ?? null,
       maintenance_period: input.maintenance_period ?? null,
       require_fingerprint: input.require_fingerprint ? 1 : 0,
+      on_payment_failure: input.on_payment_failure ?? 'keep_until_period_end',
+      on_partial_refund: input.on_partial_refund ?? 'ignore',
+      on_subscription_refund: input.on_subscription_refund ?? 'revoke',
       metadata: JSON.stringify(input.metadata ?? {}),
       created: now,
       updated: now,
@@ -223,6 +233,9 @@ export class CatalogService {
         ...(input.grace_period !== undefined && { grace_period: input.grace_period }),
         ...(input.maintenance_period !== undefined && { maintenance_period: input.maintenance_period }),
         ...(input.require_fingerprint !== undefined && { require_fingerprint: input.require_fingerprint ? 1 : 0 }),
+        ...(input.on_payment_failure !== undefined && { on_payment_failure: input.on_payment_failure }),
+        ...(input.on_partial_refund !== undefined && { on_partial_refund: input.on_partial_refund }),
+        ...(input.on_subscription_refund !== undefined && { on_subscription_refund: input.on_subscription_refund }),
         ...(input.metadata !== undefined && { metadata: JSON.stringify({ ...JSON.parse(current.metadata), ...input.metadata }) }),
         updated: this.now(),
       };

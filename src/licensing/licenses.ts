@@ -1,10 +1,11 @@
 import type { Kysely } from 'kysely';
 import { sha256Hex } from '../crypto/secret-box.js';
 import type { Dialect } from '../db/database.js';
-import { findProduct } from '../db/repositories/catalog.js';
+import { findProduct, type PolicyRow } from '../db/repositories/catalog.js';
 import {
   deleteDevice,
   findDevice,
+  findLicenseByFulfilmentKey,
   findLicenseContext,
   insertLicense,
   listDevices,
@@ -39,6 +40,21 @@ export interface LicenseInput {
 
 export type LicenseUpdate = Omit<LicenseInput, 'policy' | 'customer'>;
 
+/** Everything a new license is made from, whoever asks for it (admin API or a Stripe purchase). */
+export interface IssueSpec {
+  policy: PolicyRow;
+  customerId: string | null;
+  /** Overrides the policy's expiry. */
+  expiresAt?: number | null;
+  /** Overrides the policy's duration (a price mapping may). */
+  duration?: string | null;
+  maxDevices?: number | null;
+  entitlements?: string[] | null;
+  metadata?: Record<string, string>;
+  fulfilmentKey?: string;
+  stripe?: { customer?: string | null; checkout_session?: string | null; payment_intent?: string | null; subscription?: string | null; price?: string | null };
+}
+
 /**
  * Licenses as the vendor administers them: issue, look up, change, suspend,
  * reinstate, revoke, renew. Every change writes its event in the same
@@ -57,18 +73,6 @@ export class LicenseService {
 
   async create(scope: Scope, input: LicenseInput): Promise<AdminLicenseView> {
     const policy = await this.catalog.policyRow(this.db, scope, input.policy, 'policy');
-    const signingKey = await this.signingKeys.active(scope);
-    const now = this.now();
-    const id = newId('license');
-    const key = encodeKey({ lid: id, pid: policy.product_id, env: scope.env, kid: signingKey.id, iat: now }, signingKey.privateKey);
-    const expiresAt =
-      input.expires_at !== undefined && input.expires_at !== null
-        ? input.expires_at
-        : (policy.fixed_expires_at ?? (policy.duration && policy.license_type !== 'perpetual' ? addDuration(now, policy.duration) : null));
-    if (expiresAt !== null && policy.license_type === 'perpetual') {
-      throw invalidRequest('parameter_invalid', 'licenses of a perpetual policy do not expire', 'expires_at');
-    }
-
     return this.db.transaction().execute(async (trx) => {
       let customerId: string | null = null;
       if (typeof input.customer === 'string') {
@@ -76,31 +80,71 @@ export class LicenseService {
       } else if (input.customer) {
         customerId = (await this.customers.findOrCreate(trx, scope, input.customer)).id;
       }
-      const row: LicenseRow = {
-        id,
-        account_id: scope.accountId,
-        env: scope.env,
-        product_id: policy.product_id,
-        policy_id: policy.id,
-        customer_id: customerId,
-        key_hash: sha256Hex(key),
-        key_kid: signingKey.id,
-        key_iat: now,
-        expires_at: expiresAt,
-        grace_ends_at: expiresAt !== null && policy.grace_period ? addDuration(expiresAt, policy.grace_period) : null,
-        maintenance_ends_at: policy.maintenance_period ? addDuration(now, policy.maintenance_period) : null,
-        suspended_at: null,
-        revoked_at: null,
-        max_devices_override: input.max_devices ?? null,
-        entitlements_override: input.entitlements ? JSON.stringify([...new Set(input.entitlements)]) : null,
-        metadata: JSON.stringify(input.metadata ?? {}),
-        last_validated_at: null,
-        created: now,
-        updated: now,
-      };
-      await insertLicense(trx, row);
-      return this.recordChange(trx, scope, id, 'license.created', key);
+      const { view } = await this.issue(trx, scope, {
+        policy,
+        customerId,
+        expiresAt: input.expires_at ?? null,
+        maxDevices: input.max_devices ?? null,
+        entitlements: input.entitlements ?? null,
+        metadata: input.metadata,
+      });
+      return view;
     });
+  }
+
+  /**
+   * Issues a license inside the caller's transaction. With a fulfilment key
+   * (the Stripe objects a purchase came from) at most one license ever exists
+   * per key: a second call returns the existing license with `created: false`.
+   */
+  async issue(trx: Kysely<Database>, scope: Scope, spec: IssueSpec): Promise<{ view: AdminLicenseView; created: boolean }> {
+    const { policy } = spec;
+    const signingKey = await this.signingKeys.active(scope);
+    const now = this.now();
+    const id = newId('license');
+    const key = encodeKey({ lid: id, pid: policy.product_id, env: scope.env, kid: signingKey.id, iat: now }, signingKey.privateKey);
+    const duration = spec.duration ?? policy.duration;
+    const expiresAt =
+      spec.expiresAt ?? policy.fixed_expires_at ?? (duration && policy.license_type !== 'perpetual' ? addDuration(now, duration) : null);
+    if (expiresAt !== null && policy.license_type === 'perpetual') {
+      throw invalidRequest('parameter_invalid', 'licenses of a perpetual policy do not expire', 'expires_at');
+    }
+    const row: LicenseRow = {
+      id,
+      account_id: scope.accountId,
+      env: scope.env,
+      product_id: policy.product_id,
+      policy_id: policy.id,
+      customer_id: spec.customerId,
+      key_hash: sha256Hex(key),
+      key_kid: signingKey.id,
+      key_iat: now,
+      expires_at: expiresAt,
+      grace_ends_at: expiresAt !== null && policy.grace_period ? addDuration(expiresAt, policy.grace_period) : null,
+      maintenance_ends_at: policy.maintenance_period ? addDuration(now, policy.maintenance_period) : null,
+      suspended_at: null,
+      revoked_at: null,
+      max_devices_override: spec.maxDevices ?? null,
+      entitlements_override: spec.entitlements ? JSON.stringify([...new Set(spec.entitlements)]) : null,
+      metadata: JSON.stringify(spec.metadata ?? {}),
+      last_validated_at: null,
+      created: now,
+      updated: now,
+      fulfilment_key: spec.fulfilmentKey ?? null,
+      stripe_customer: spec.stripe?.customer ?? null,
+      stripe_checkout_session: spec.stripe?.checkout_session ?? null,
+      stripe_payment_intent: spec.stripe?.payment_intent ?? null,
+      stripe_subscription: spec.stripe?.subscription ?? null,
+      stripe_price: spec.stripe?.price ?? null,
+      suspension_reason: null,
+      cancel_at_period_end: 0,
+    };
+    if (!(await insertLicense(trx, row))) {
+      const existing = await findLicenseByFulfilmentKey(trx, scope, row.fulfilment_key ?? '');
+      if (!existing) throw new Error(`license for ${row.fulfilment_key} vanished after a conflicting insert`);
+      return { view: await this.viewOf(trx, scope, existing.id), created: false };
+    }
+    return { view: await this.recordChange(trx, scope, id, 'license.created', key), created: true };
   }
 
   async get(scope: Scope, id: string): Promise<AdminLicenseView> {
@@ -142,14 +186,14 @@ export class LicenseService {
   async suspend(scope: Scope, id: string): Promise<AdminLicenseView> {
     return this.change(scope, id, 'license.suspended', (license, now) => {
       this.refuseIfRevoked(license, now, 'suspend');
-      return license.suspended_at !== null && license.suspended_at <= now ? null : { suspended_at: now };
+      return license.suspended_at !== null && license.suspended_at <= now ? null : { suspended_at: now, suspension_reason: 'manual' as const };
     });
   }
 
   async reinstate(scope: Scope, id: string): Promise<AdminLicenseView> {
     return this.change(scope, id, 'license.reinstated', (license, now) => {
       this.refuseIfRevoked(license, now, 'reinstate');
-      return license.suspended_at === null ? null : { suspended_at: null };
+      return license.suspended_at === null ? null : { suspended_at: null, suspension_reason: null };
     });
   }
 
@@ -244,13 +288,13 @@ export class LicenseService {
     });
   }
 
-  private async viewOf(trx: Kysely<Database>, scope: Scope, id: string, key?: string): Promise<AdminLicenseView> {
+  async viewOf(trx: Kysely<Database>, scope: Scope, id: string, key?: string): Promise<AdminLicenseView> {
     const row = await findLicenseContext(trx, scope, id, this.now());
     if (!row) throw new Error(`license ${id} vanished inside its own transaction`);
     return adminLicenseView(row, key ?? (await this.keyOf(row)), this.now());
   }
 
-  private async recordChange(trx: Kysely<Database>, scope: Scope, id: string, type: EventType, key?: string): Promise<AdminLicenseView> {
+  async recordChange(trx: Kysely<Database>, scope: Scope, id: string, type: EventType, key?: string): Promise<AdminLicenseView> {
     const view = await this.viewOf(trx, scope, id, key);
     await this.events.record(trx, scope, type, view);
     return view;

@@ -138,8 +138,22 @@ export function listLicenseContexts(db: Kysely<Database>, scope: Scope, filter: 
   return paginate(q, 'l.id', page) as Promise<{ data: LicenseContextRow[]; has_more: boolean }>;
 }
 
-export async function insertLicense(db: Kysely<Database>, row: LicenseRow): Promise<void> {
-  await db.insertInto('licenses').values(row).execute();
+/** Inserts a license; false when its fulfilment key already has one. */
+export async function insertLicense(db: Kysely<Database>, row: LicenseRow): Promise<boolean> {
+  if (row.fulfilment_key === null) {
+    await db.insertInto('licenses').values(row).execute();
+    return true;
+  }
+  const result = await db
+    .insertInto('licenses')
+    .values(row)
+    .onConflict((oc) => oc.columns(['account_id', 'env', 'fulfilment_key']).doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+export function findLicenseByFulfilmentKey(db: Kysely<Database>, scope: Scope, fulfilmentKey: string) {
+  return db.selectFrom('licenses').selectAll().where('account_id', '=', scope.accountId).where('env', '=', scope.env).where('fulfilment_key', '=', fulfilmentKey).executeTakeFirst();
 }
 
 export async function updateLicense(db: Kysely<Database>, id: string, changes: Updateable<LicensesTable>): Promise<void> {
