@@ -71,7 +71,12 @@ export class LicenseService {
     private readonly now: () => number,
   ) {}
 
-  async create(scope: Scope, input: LicenseInput): Promise<AdminLicenseView> {
+  /** `options.inTransaction` runs in the creating transaction (e.g. to enqueue the delivery email); if it throws, no license is created. */
+  async create(
+    scope: Scope,
+    input: LicenseInput,
+    options: { inTransaction?: (trx: Kysely<Database>, license: AdminLicenseView) => Promise<unknown> } = {},
+  ): Promise<AdminLicenseView> {
     const policy = await this.catalog.policyRow(this.db, scope, input.policy, 'policy');
     return this.db.transaction().execute(async (trx) => {
       let customerId: string | null = null;
@@ -88,6 +93,7 @@ export class LicenseService {
         entitlements: input.entitlements ?? null,
         metadata: input.metadata,
       });
+      await options.inTransaction?.(trx, view);
       return view;
     });
   }
@@ -99,7 +105,7 @@ export class LicenseService {
    */
   async issue(trx: Kysely<Database>, scope: Scope, spec: IssueSpec): Promise<{ view: AdminLicenseView; created: boolean }> {
     const { policy } = spec;
-    const signingKey = await this.signingKeys.active(scope);
+    const signingKey = await this.signingKeys.active(scope, trx);
     const now = this.now();
     const id = newId('license');
     const key = encodeKey({ lid: id, pid: policy.product_id, env: scope.env, kid: signingKey.id, iat: now }, signingKey.privateKey);
@@ -244,8 +250,8 @@ export class LicenseService {
   }
 
   /** The license key, re-derived: keys are never stored, only their hashes. */
-  async keyOf(l: Pick<LicenseRow, 'id' | 'product_id' | 'env' | 'key_kid' | 'key_iat'>): Promise<string> {
-    const signingKey = await this.signingKeys.byId(l.key_kid);
+  async keyOf(l: Pick<LicenseRow, 'id' | 'product_id' | 'env' | 'key_kid' | 'key_iat'>, db: Kysely<Database> = this.db): Promise<string> {
+    const signingKey = await this.signingKeys.byId(l.key_kid, db);
     return encodeKey({ lid: l.id, pid: l.product_id, env: l.env, kid: l.key_kid, iat: l.key_iat }, signingKey.privateKey);
   }
 
@@ -277,21 +283,35 @@ export class LicenseService {
     type: EventType,
     decide: (license: LicenseRow, now: number, trx: Kysely<Database>) => Partial<LicenseRow> | null | Promise<Partial<LicenseRow> | null>,
   ): Promise<AdminLicenseView> {
-    return this.db.transaction().execute(async (trx) => {
-      const license = await lockLicenseById(trx, this.dialect, scope, id);
-      if (!license) throw notFound('license', id, 'id');
-      const now = this.now();
-      const changes = await decide(license, now, trx);
-      if (changes === null) return this.viewOf(trx, scope, id);
-      await updateLicense(trx, id, { ...changes, updated: now });
-      return this.recordChange(trx, scope, id, type);
-    });
+    return this.db.transaction().execute((trx) => this.changeIn(trx, scope, id, type, decide));
+  }
+
+  /**
+   * Applies `decide`'s changes to the license, locked, inside the caller's
+   * transaction, and records `type`; `decide` returns null when the license
+   * is already in the wanted state, which makes every action idempotent (no
+   * change, no event).
+   */
+  async changeIn(
+    trx: Kysely<Database>,
+    scope: Scope,
+    id: string,
+    type: EventType,
+    decide: (license: LicenseRow, now: number, trx: Kysely<Database>) => Partial<LicenseRow> | null | Promise<Partial<LicenseRow> | null>,
+  ): Promise<AdminLicenseView> {
+    const license = await lockLicenseById(trx, this.dialect, scope, id);
+    if (!license) throw notFound('license', id, 'id');
+    const now = this.now();
+    const changes = await decide(license, now, trx);
+    if (changes === null) return this.viewOf(trx, scope, id);
+    await updateLicense(trx, id, { ...changes, updated: now });
+    return this.recordChange(trx, scope, id, type);
   }
 
   async viewOf(trx: Kysely<Database>, scope: Scope, id: string, key?: string): Promise<AdminLicenseView> {
     const row = await findLicenseContext(trx, scope, id, this.now());
     if (!row) throw new Error(`license ${id} vanished inside its own transaction`);
-    return adminLicenseView(row, key ?? (await this.keyOf(row)), this.now());
+    return adminLicenseView(row, key ?? (await this.keyOf(row, trx)), this.now());
   }
 
   async recordChange(trx: Kysely<Database>, scope: Scope, id: string, type: EventType, key?: string): Promise<AdminLicenseView> {

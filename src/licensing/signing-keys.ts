@@ -62,20 +62,25 @@ export class SigningKeyService {
     return row;
   }
 
-  async active(scope: Scope): Promise<SigningKey> {
+  /**
+   * `db` must be the caller's transaction when there is one: on SQLite the
+   * single connection is held by the transaction, and a query through
+   * another handle would wait for it forever.
+   */
+  async active(scope: Scope, db: Kysely<Database> = this.db): Promise<SigningKey> {
     const cacheKey = `${scope.accountId}:${scope.env}`;
     const cachedId = this.activeByScope.get(cacheKey);
-    if (cachedId) return this.byId(cachedId);
-    const row = await findActiveSigningKey(this.db, scope);
+    if (cachedId) return this.byId(cachedId, db);
+    const row = await findActiveSigningKey(db, scope);
     if (!row) throw new Error(`environment ${scope.env} of ${scope.accountId} has no active signing key`);
     this.activeByScope.set(cacheKey, row.id);
     return this.fromRow(row);
   }
 
-  async byId(id: string): Promise<SigningKey> {
+  async byId(id: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
     const cached = this.cache.get(id);
     if (cached) return cached;
-    const row = await findSigningKey(this.db, id);
+    const row = await findSigningKey(db, id);
     if (!row) throw new Error(`signing key ${id} is missing`);
     return this.fromRow(row);
   }
