@@ -10,6 +10,8 @@ const STRIPE_KEY_RE = /^(rk|sk)_(test|live)_[A-Za-z0-9]{10,250}$/;
 
 const keyContext = (id: string) => `stripe_connection:${id}:secret_key`;
 const webhookContext = (id: string) => `stripe_connection:${id}:webhook_secret`;
+const cliContext = (id: string) => `stripe_connection:${id}:cli_webhook_secret`;
+const WEBHOOK_SECRET_RE = /^whsec_[A-Za-z0-9]{10,200}$/;
 
 export function connectionView(row: ConnectionRow | undefined, scope: Scope) {
   return {
@@ -22,6 +24,7 @@ export function connectionView(row: ConnectionRow | undefined, scope: Scope) {
     api_version: row?.api_version ?? null,
     enabled_events: row ? [...HANDLED_EVENTS] : [],
     secret_key_hint: row?.key_hint ?? null,
+    stripe_cli_forwarding: row?.cli_webhook_secret_sealed != null,
     created: row?.created ?? null,
     updated: row?.updated ?? null,
   };
@@ -70,7 +73,11 @@ export class StripeConnectionService {
    * Keymint registered for this environment before, since Stripe shows an
    * endpoint's secret only once — and stores both secrets sealed.
    */
-  async connect(scope: Scope, secretKey: string): Promise<ConnectionView> {
+  async connect(scope: Scope, secretKey: string, cliWebhookSecret?: string | null): Promise<ConnectionView> {
+    if (cliWebhookSecret != null) {
+      if (scope.env !== 'test') throw invalidRequest('parameter_invalid', 'cli_webhook_secret is for test mode only', 'cli_webhook_secret');
+      if (!WEBHOOK_SECRET_RE.test(cliWebhookSecret)) throw invalidRequest('parameter_invalid', 'cli_webhook_secret must be the whsec_… secret `stripe listen` prints', 'cli_webhook_secret');
+    }
     const match = STRIPE_KEY_RE.exec(secretKey);
     if (!match) throw invalidRequest('stripe_key_invalid', 'expected a Stripe secret key (sk_…) or restricted key (rk_…)', 'secret_key');
     if (match[2] !== scope.env) {
@@ -121,6 +128,7 @@ export class StripeConnectionService {
       key_hint: `${secretKey.slice(0, 8)}…${secretKey.slice(-4)}`,
       webhook_endpoint_id: endpoint.id,
       webhook_secret_sealed: this.box.seal(endpoint.secret, webhookContext(id)),
+      cli_webhook_secret_sealed: cliWebhookSecret ? this.box.seal(cliWebhookSecret, cliContext(id)) : null,
       api_version: STRIPE_API_VERSION,
       created: existing?.created ?? now,
       updated: now,
@@ -150,10 +158,12 @@ export class StripeConnectionService {
   }
 
   /** The connection a webhook URL names, with its webhook secret opened. */
-  async forWebhook(connectionId: string): Promise<{ row: ConnectionRow; secret: string } | null> {
+  async forWebhook(connectionId: string): Promise<{ row: ConnectionRow; secrets: string[] } | null> {
     const row = await findConnectionById(this.db, connectionId);
     if (!row) return null;
-    return { row, secret: this.box.open(row.webhook_secret_sealed, webhookContext(row.id)).toString('utf8') };
+    const secrets = [this.box.open(row.webhook_secret_sealed, webhookContext(row.id)).toString('utf8')];
+    if (row.cli_webhook_secret_sealed) secrets.push(this.box.open(row.cli_webhook_secret_sealed, cliContext(row.id)).toString('utf8'));
+    return { row, secrets };
   }
 
   /** A Stripe client for the environment's connection, or null when it is not connected. */

@@ -65,12 +65,18 @@ export class StripeInbox {
     const connection = await this.connections.forWebhook(connectionId);
     if (!connection) throw new DomainError('not_found', 'webhook_endpoint_unknown', 'no Stripe connection has this webhook URL');
     if (!signature) throw badWebhook('signature_missing', 'missing Stripe-Signature header');
-    let event: Stripe.Event;
-    try {
-      event = verifyWebhook(rawBody, signature, connection.secret);
-    } catch (err) {
-      throw badWebhook('signature_invalid', `webhook signature verification failed: ${(err as Error).message}`.slice(0, 300));
+    let event: Stripe.Event | null = null;
+    let failure = '';
+    // The registered endpoint's secret, then (test mode) the Stripe CLI's.
+    for (const secret of connection.secrets) {
+      try {
+        event = verifyWebhook(rawBody, signature, secret);
+        break;
+      } catch (err) {
+        failure ||= (err as Error).message;
+      }
     }
+    if (!event) throw badWebhook('signature_invalid', `webhook signature verification failed: ${failure}`.slice(0, 300));
     const scope: Scope = { accountId: connection.row.account_id, env: connection.row.env };
     if (event.livemode !== (scope.env === 'live')) {
       throw badWebhook('livemode_mismatch', `a ${event.livemode ? 'live' : 'test'}-mode event cannot arrive at the ${scope.env}-mode connection`);

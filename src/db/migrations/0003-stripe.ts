@@ -13,6 +13,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('key_hint', 'text', (c) => c.notNull())
     .addColumn('webhook_endpoint_id', 'text', (c) => c.notNull())
     .addColumn('webhook_secret_sealed', 'text', (c) => c.notNull())
+    // Test mode only: the secret `stripe listen` signs forwarded events with.
+    .addColumn('cli_webhook_secret_sealed', 'text')
     .addColumn('api_version', 'text', (c) => c.notNull())
     .addColumn('created', 'bigint', (c) => c.notNull())
     .addColumn('updated', 'bigint', (c) => c.notNull())

@@ -27,6 +27,7 @@ export async function upsertConnection(db: Kysely<Database>, row: ConnectionRow)
         key_hint: row.key_hint,
         webhook_endpoint_id: row.webhook_endpoint_id,
         webhook_secret_sealed: row.webhook_secret_sealed,
+        cli_webhook_secret_sealed: row.cli_webhook_secret_sealed,
         api_version: row.api_version,
         updated: row.updated,
       }),

@@ -21,6 +21,7 @@ const Connection = Type.Object({
   api_version: Nullable(Type.String()),
   enabled_events: Type.Array(Type.String()),
   secret_key_hint: Nullable(Type.String()),
+  stripe_cli_forwarding: Type.Boolean({ description: 'whether events forwarded by `stripe listen` are accepted (test mode)' }),
   created: Nullable(S.Timestamp),
   updated: Nullable(S.Timestamp),
   deleted: Type.Optional(Type.Boolean()),
@@ -98,11 +99,19 @@ export async function stripeAdminRoutes(fastify: FastifyInstance, { services }: 
         tags,
         security,
         summary: 'Connect Stripe: checks the key, registers the webhook endpoint, stores both secrets encrypted',
-        body: Type.Object({ secret_key: Type.String({ minLength: 1, maxLength: 300, description: 'a restricted key rk_… (recommended) or secret key sk_…' }) }, strict),
+        body: Type.Object(
+          {
+            secret_key: Type.String({ minLength: 1, maxLength: 300, description: 'a restricted key rk_… (recommended) or secret key sk_…' }),
+            cli_webhook_secret: Type.Optional(
+              Nullable(Type.String({ maxLength: 300, description: 'test mode: the whsec_… secret `stripe listen --print-secret` shows, to accept events it forwards' })),
+            ),
+          },
+          strict,
+        ),
         response: { 200: Connection, ...errors },
       },
     },
-    (req) => stripeConnections.connect(req.scope, req.body.secret_key),
+    (req) => stripeConnections.connect(req.scope, req.body.secret_key, req.body.cli_webhook_secret),
   );
   app.get('/v1/stripe/connection', { schema: { tags, security, summary: 'The Stripe connection, without secrets', response: { 200: Connection, ...errors } } }, (req) =>
     stripeConnections.get(req.scope),
