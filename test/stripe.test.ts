@@ -344,6 +344,34 @@ describe('Stripe webhooks', () => {
     expect(outcome.outcome.action).toBe('created');
   });
 
+  it('a key Stripe rejects fails the event at once, emits stripe.event_failed, and a retry after fixing it succeeds', async () => {
+    const price = await mapped();
+    const session = fake.checkoutSession({ mode: 'payment', email: 'revoked@example.com', lineItems: [{ price, quantity: 1 }] });
+    fake.revokeKey(TEST_KEY);
+    let event: Stripe.Event;
+    try {
+      event = await s.deliver('checkout.session.completed', session);
+      const failed = await waitFor(async () => {
+        const res = await s.server.request('GET', `/v1/stripe/events/${event.id}`);
+        return res.body.status === 'failed' ? res.body : undefined;
+      });
+      expect(failed.error).toContain('reconnect');
+      const notices = await waitFor(async () => {
+        const res = await s.server.request('GET', '/v1/events?type=stripe.event_failed');
+        return res.body.data.length ? res.body.data : undefined;
+      });
+      expect(notices[0].data.object).toMatchObject({ id: event.id, object: 'stripe_event', status: 'failed' });
+    } finally {
+      fake.addKey(TEST_KEY, { mode: 'test' });
+    }
+    await s.server.request('POST', `/v1/stripe/events/${event.id}/retry`);
+    const outcome = await waitFor(async () => {
+      const res = await s.server.request('GET', `/v1/stripe/events/${event.id}`);
+      return res.body.status === 'processed' ? res.body : undefined;
+    });
+    expect(outcome.outcome.action).toBe('created');
+  });
+
   it('validates price mappings: bad price ids, unknown policies, duplicates', async () => {
     const price = fake.price();
     expect((await s.server.request('POST', '/v1/stripe/price_mappings', { body: { price: 'prod_123', policy: policyId } })).status).toBe(400);

@@ -139,8 +139,11 @@ export class StripeInbox {
       });
       if (!recorded) await this.finish(this.db, row, context.attempt, outcome);
     } catch (err) {
-      const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
-      const lastAttempt = err instanceof PermanentJobError || context.attempt >= context.job.max_attempts;
+      // A rejected key will not heal by itself: stop retrying, tell the vendor, and let them retry after reconnecting.
+      const type = (err as { type?: string }).type;
+      const keyRejected = type === 'StripeAuthenticationError' || type === 'StripePermissionError';
+      const message = (keyRejected ? `Stripe rejected the connected key (reconnect, then retry this event): ${(err as Error).message}` : err instanceof Error ? err.message : String(err)).slice(0, 1000);
+      const lastAttempt = keyRejected || err instanceof PermanentJobError || context.attempt >= context.job.max_attempts;
       await this.db.transaction().execute(async (trx) => {
         await updateStripeEvent(trx, row.id, { status: 'failed', error: message, attempts: context.attempt });
         if (lastAttempt) {
@@ -148,7 +151,7 @@ export class StripeInbox {
           if (failed) await this.events.record(trx, scope, 'stripe.event_failed', { ...stripeEventView(failed), id: failed.stripe_event_id });
         }
       });
-      throw err;
+      throw keyRejected ? new PermanentJobError(message) : err;
     }
   }
 

@@ -333,6 +333,11 @@ export class FakeStripe {
     });
   }
 
+  /** Revokes a key, as rolling it in the dashboard does: every request with it gets 401 from now on. */
+  revokeKey(key: string): void {
+    this.keys.delete(key);
+  }
+
   /** The next `n` requests whose path matches answer `status` (500 by default) with Stripe's api_error body. Each SDK retry counts as a request. */
   failNext(n: number, options: { status?: number; path?: RegExp } = {}): void {
     this.failures.push({ remaining: n, status: options.status ?? 500, ...(options.path && { path: options.path }) });
