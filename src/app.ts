@@ -13,9 +13,13 @@ import { installErrorHandling, routingError } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
 import { databaseRateLimitStore } from './http/rate-limit-store.js';
 import { adminRoutes } from './http/routes/admin.js';
+import { emailRoutes } from './http/routes/emails.js';
+import { webhookRoutes } from './http/routes/webhooks.js';
 import { licenseApiRoutes } from './http/routes/license-api.js';
+import { stripeAdminRoutes, stripeWebhookRoutes } from './http/routes/stripe.js';
 import { ErrorBody } from './http/schemas.js';
 import { newId } from './ids.js';
+import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from './jobs/scheduler.js';
 import { DEFAULT_WORKER_OPTIONS, JobWorker, type WorkerOptions } from './jobs/worker.js';
 import { createServices, type Services } from './services.js';
 
@@ -27,6 +31,8 @@ export interface AppOptions {
   logger?: boolean;
   /** Job worker tuning; `start: false` leaves jobs queued (tests of crash recovery). */
   worker?: Partial<WorkerOptions> & { start?: boolean };
+  /** Scheduler tuning; `start: false` leaves it idle (tests call `app.scheduler.runOnce()`). */
+  scheduler?: Partial<SchedulerOptions> & { start?: boolean };
 }
 
 declare module 'fastify' {
@@ -34,6 +40,7 @@ declare module 'fastify' {
     services: Services;
     db: Db;
     worker: JobWorker;
+    scheduler: Scheduler;
   }
 }
 
@@ -47,22 +54,36 @@ export const BODY_LIMIT = 64 * 1024;
  */
 const MAX_BODY_DEPTH = 16;
 
-function nestedDeeperThan(value: unknown, levels: number): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  if (levels === 0) return true;
-  return Object.values(value).some((v) => nestedDeeperThan(v, levels - 1));
-}
+/** What normalizeBody() answers for a body nested deeper than MAX_BODY_DEPTH. */
+const TOO_DEEP: unique symbol = Symbol('too deep');
 
-/** Trims every string in a parsed JSON body, so `" a@b.c "` and `"a@b.c"` are the same input. */
-function trimStrings(value: unknown): unknown {
+/**
+ * Trims every string in a parsed JSON body, so `" a@b.c "` and `"a@b.c"` are
+ * the same input, and answers TOO_DEEP for a body nested deeper than
+ * `levels`, in one walk that stops at that depth. Copy-on-write: a body with
+ * nothing to trim (nearly every one) comes back as itself, not as a copy.
+ */
+function normalizeBody(value: unknown, levels: number): unknown {
   if (typeof value === 'string') return value.trim();
-  if (Array.isArray(value)) return value.map(trimStrings);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = trimStrings(v);
-    return out;
+  if (value === null || typeof value !== 'object') return value;
+  if (levels === 0) return TOO_DEEP;
+  if (Array.isArray(value)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < value.length; i++) {
+      const v = normalizeBody(value[i], levels - 1);
+      if (v === TOO_DEEP) return TOO_DEEP;
+      if (v !== value[i]) (out ??= value.slice())[i] = v;
+    }
+    return out ?? value;
   }
-  return value;
+  const object = value as Record<string, unknown>;
+  let out: Record<string, unknown> | null = null;
+  for (const k of Object.keys(object)) {
+    const v = normalizeBody(object[k], levels - 1);
+    if (v === TOO_DEEP) return TOO_DEEP;
+    if (v !== object[k]) (out ??= { ...object })[k] = v;
+  }
+  return out ?? object;
 }
 
 /**
@@ -81,8 +102,8 @@ function installValidators(app: FastifyInstance): void {
     // A missing body is validated as `{}`: routes whose fields are all optional
     // accept it, the others answer with the first missing parameter.
     return (data: unknown) => {
-      if (nestedDeeperThan(data, MAX_BODY_DEPTH)) return { error: invalidRequest('body_invalid', 'the request body is nested too deeply', null) };
-      const value = trimStrings(data ?? {});
+      const value = normalizeBody(data ?? {}, MAX_BODY_DEPTH);
+      if (value === TOO_DEEP) return { error: invalidRequest('body_invalid', 'the request body is nested too deeply', null) };
       return validate(value) ? { value } : { error: validate.errors ?? [] };
     };
   });
@@ -92,7 +113,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const now = options.now ?? (() => Math.floor(Date.now() / 1000));
   const db = options.db ?? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const box = createSecretBox(loadMasterKey(config.secret, config.dataDir));
-  const services = createServices(db, box, now);
+  const services = createServices(db, box, now, config);
 
   const app = Fastify({
     logger: options.logger === false ? false : { level: config.logLevel },
@@ -108,6 +129,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const worker = new JobWorker(db.kysely, db.dialect, services.jobs, app.log, { ...DEFAULT_WORKER_OPTIONS, ...options.worker });
   for (const [type, handler] of Object.entries(services.jobHandlers)) worker.register(type, handler);
   app.decorate('worker', worker);
+  const scheduler = new Scheduler(db, services, app.log, { ...DEFAULT_SCHEDULER_OPTIONS, ...options.scheduler });
+  app.decorate('scheduler', scheduler);
   installValidators(app);
   // Bodies are JSON only; Fastify would otherwise accept text/plain as a string.
   // An empty body sent as JSON is no body (clients often set the header on
@@ -120,13 +143,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installErrorHandling(app);
   app.addSchema(ErrorBody);
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  // Set when the request arrives, so every answer carries it (errors too);
+  // a callback hook, not an async one, spares a promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('Request-Id', request.id);
-    return payload;
+    done();
   });
   if (options.worker?.start !== false) app.addHook('onReady', async () => worker.start());
+  if (options.scheduler?.start !== false) app.addHook('onReady', async () => scheduler.start());
   app.addHook('onClose', async () => {
-    // Finish the jobs in flight before the database goes away.
+    // Finish the scheduler's run and the jobs in flight before the database goes away.
+    await scheduler.stop();
     await worker.stop();
     await services.close();
     if (!options.db) await db.close();
@@ -157,10 +184,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
 
   await app.register(licenseApiRoutes, { services, rateLimit: config.rateLimit });
+  await app.register(stripeWebhookRoutes, { services });
   await app.register(async (admin) => {
     requireSecretKey(admin, services.accounts);
     idempotency(admin, db.kysely, box, now);
     await admin.register(adminRoutes, { services });
+    await admin.register(emailRoutes, { services });
+    await admin.register(webhookRoutes, { services });
+    await admin.register(stripeAdminRoutes, { services });
   });
 
   return app;

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createSecretBox, loadMasterKey } from './crypto/secret-box.js';
 import { migrateToLatest, openDatabase, pendingMigrations } from './db/database.js';
 import type { Env } from './db/schema.js';
+import { mailCommand } from './delivery/mailbox-commands.js';
 import { SigningKeyService } from './licensing/signing-keys.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -103,6 +104,8 @@ apiKeys
       await db.close();
     }
   });
+
+program.addCommand(mailCommand(config));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keymint: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -14,9 +14,15 @@ export interface Config {
   /** Master key material; null means "generate one into the data dir". */
   readonly secret: string | null;
   readonly smtpUrl: string | null;
+  /** The From header of every email, `Name <address>` or a bare address. */
+  readonly mailFrom: string;
   readonly stripeApiUrl: string;
   /** Requests per minute per license key and per client IP on the public license API; 0 = off. */
   readonly rateLimit: number;
+  /** Days events (and webhook delivery logs) are kept; 0 keeps them forever. */
+  readonly eventRetentionDays: number;
+  /** Per webhook delivery attempt; 10 s unless set (tests shorten it). */
+  readonly webhookTimeoutMs: number;
   readonly logLevel: string;
   /** Trust `X-Forwarded-For` from a reverse proxy when deriving the client IP. */
   readonly trustProxy: boolean;
@@ -58,6 +64,16 @@ function bool(env: Env, name: string): boolean {
   throw new ConfigError(`${name} must be true or false`);
 }
 
+/** `Name <local@domain>` or `local@domain`, on one line (it becomes a header). */
+function mailbox(env: Env, name: string, fallback: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/.test(raw)) {
+    throw new ConfigError(`${name} must be an address like \`Keymint <no-reply@example.com>\` or \`no-reply@example.com\``);
+  }
+  return raw;
+}
+
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const port = integer(env, 'PORT', 4000, 0, 65535);
   const publicUrl = (url(env, 'KEYMINT_PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/+$/, '');
@@ -73,8 +89,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     publicUrl,
     secret,
     smtpUrl: url(env, 'KEYMINT_SMTP_URL', ['smtp:', 'smtps:']),
+    mailFrom: mailbox(env, 'KEYMINT_MAIL_FROM', 'Keymint <no-reply@localhost>'),
     stripeApiUrl: (url(env, 'KEYMINT_STRIPE_API_URL', ['http:', 'https:']) ?? 'https://api.stripe.com').replace(/\/+$/, ''),
     rateLimit: integer(env, 'KEYMINT_RATE_LIMIT', 300, 0, 1_000_000),
+    eventRetentionDays: integer(env, 'KEYMINT_EVENT_RETENTION_DAYS', 90, 0, 36_500),
+    webhookTimeoutMs: integer(env, 'KEYMINT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     logLevel: env.KEYMINT_LOG_LEVEL?.trim() || 'info',
     trustProxy: bool(env, 'KEYMINT_TRUST_PROXY'),
     ...overrides,

@@ -254,8 +254,13 @@ describe('Stripe webhooks', () => {
     expect(again.outcome).toMatchObject({ action: 'unchanged', licenses: outcome.outcome.licenses });
     const all = await s.server.request('GET', '/v1/licenses?email=dup@example.com');
     expect(all.body.data).toHaveLength(1);
-    const jobs = await s.server.request('GET', '/v1/jobs?type=email.send&limit=100');
-    expect(jobs.body.data.filter((j: any) => j.state !== 'dead').length).toBeGreaterThan(0);
+    // Exactly one delivery email, sent (to the local mailbox here), with the key.
+    const emails = await waitFor(async () => {
+      const res = await s.server.request('GET', '/v1/emails?to=dup@example.com');
+      return res.body.data.length && res.body.data.every((e: any) => e.status === 'sent') ? res.body.data : undefined;
+    });
+    expect(emails).toHaveLength(1);
+    expect(emails[0]).toMatchObject({ kind: 'license_delivery', licenses: outcome.outcome.licenses });
   });
 
   it('a delayed payment waits for async_payment_succeeded; a failed one is recorded', async () => {

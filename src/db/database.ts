@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import * as m0001 from './migrations/0001-core.js';
 import * as m0002 from './migrations/0002-jobs.js';
 import * as m0003 from './migrations/0003-stripe.js';
+import * as m0004 from './migrations/0004-email.js';
+import * as m0005 from './migrations/0005-webhooks.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -18,6 +20,44 @@ export interface Db {
 
 const PG_INT8 = 20;
 const PG_NUMERIC = 1700;
+
+/** How many prepared statements the SQLite connection keeps; the app issues a few hundred distinct SQL texts. */
+const STATEMENT_CACHE_SIZE = 500;
+/** Longer SQL (multi-row inserts, long `in` lists) is rarely repeated verbatim; it is prepared and let go. */
+const MAX_CACHED_SQL_LENGTH = 8_192;
+
+/**
+ * Kysely's SQLite driver calls `prepare(sql)` for every query, and preparing
+ * costs several times what running a small indexed query does. This hands it
+ * the same better-sqlite3 Statement for the same SQL text (a bounded LRU).
+ * A statement is reusable once `all()`/`run()` return; one still being
+ * iterated (Kysely's `stream()`) is busy, so that caller gets a fresh one.
+ * SQLite re-prepares a cached statement by itself after a schema change.
+ */
+function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => {
+      cache.clear();
+      sqlite.close();
+    },
+    prepare(sql) {
+      const cached = cache.get(sql);
+      if (cached !== undefined && !cached.busy) {
+        // Map order is insertion order: re-inserting marks it most recently used.
+        cache.delete(sql);
+        cache.set(sql, cached);
+        return cached;
+      }
+      const statement = sqlite.prepare(sql);
+      if (cached === undefined && sql.length <= MAX_CACHED_SQL_LENGTH) {
+        cache.set(sql, statement);
+        if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      return statement;
+    },
+  };
+}
 
 export function openDatabase(options: { databaseUrl: string | null; dataDir: string; poolSize?: number }): Db {
   if (options.databaseUrl) {
@@ -44,7 +84,7 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
 }
 
@@ -52,6 +92,8 @@ const migrations: Record<string, Migration> = {
   '0001-core': m0001,
   '0002-jobs': m0002,
   '0003-stripe': m0003,
+  '0004-email': m0004,
+  '0005-webhooks': m0005,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

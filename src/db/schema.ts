@@ -45,6 +45,8 @@ export interface ProductsTable {
   metadata: string;
   created: number;
   updated: number;
+  /** JSON: the product's email settings (delivery/email-settings.ts); `{}` is every default. */
+  email_settings: string;
 }
 
 export type LicenseType = 'perpetual' | 'timed' | 'subscription';
@@ -194,6 +196,7 @@ export interface StripeConnectionsTable {
   key_hint: string;
   webhook_endpoint_id: string;
   webhook_secret_sealed: string;
+  cli_webhook_secret_sealed: string | null;
   api_version: string;
   created: number;
   updated: number;
@@ -239,6 +242,85 @@ export interface StripePaymentsTable {
   license_id: string;
 }
 
+export type EmailKind = 'license_delivery' | 'expiring_soon' | 'payment_failed' | 'magic_link';
+export type EmailStatus = 'queued' | 'sent' | 'failed' | 'cancelled';
+
+/** The email delivery log; the message itself is rendered when sent, never stored. */
+export interface EmailsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  kind: EmailKind;
+  recipient: string;
+  subject: string;
+  product_id: string | null;
+  /** JSON array of license ids. */
+  license_ids: string;
+  /** JSON: what else rendering needs (e.g. a sealed magic-link URL). */
+  data: string;
+  message_id: string;
+  status: EmailStatus;
+  transport: 'smtp' | 'mailbox' | null;
+  attempts: number;
+  last_error: string | null;
+  created: number;
+  updated: number;
+  sent_at: number | null;
+}
+
+/** What the scheduler has announced, once per license, kind and expiry. */
+export interface LicenseNoticesTable {
+  license_id: string;
+  kind: 'expiring_soon' | 'expired';
+  expires_at: number;
+  created: number;
+}
+
+/** A vendor's webhook endpoint (delivery/webhooks.ts). */
+export interface WebhookEndpointsTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  url: string;
+  description: string | null;
+  /** JSON array of event types, or `["*"]`. */
+  enabled_events: string;
+  status: 'enabled' | 'disabled';
+  disabled_reason: 'manual' | 'failing' | null;
+  /** Sealed (SecretBox): HMAC signing needs the plaintext. */
+  secret_sealed: string;
+  /** The secret before the last roll, valid until `previous_secret_expires_at`. */
+  previous_secret_sealed: string | null;
+  previous_secret_expires_at: number | null;
+  /** The current run of failed attempts; reset by any 2xx. */
+  consecutive_failures: number;
+  failing_since: number | null;
+  metadata: string;
+  created: number;
+  updated: number;
+}
+
+/** One row per delivery attempt: the webhook delivery log. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  account_id: string;
+  env: Env;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  job_id: string | null;
+  url: string;
+  attempt: number;
+  manual: Bool;
+  status_code: number | null;
+  succeeded: Bool;
+  duration_ms: number;
+  error: string | null;
+  /** The first bytes of the receiver's answer. */
+  response_body: string | null;
+  created: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -252,10 +334,14 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   rate_limits: RateLimitsTable;
   jobs: JobsTable;
+  emails: EmailsTable;
+  license_notices: LicenseNoticesTable;
   stripe_connections: StripeConnectionsTable;
   price_mappings: PriceMappingsTable;
   stripe_events: StripeEventsTable;
   stripe_payments: StripePaymentsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 /** What every environment-scoped query is filtered by. */

@@ -18,8 +18,12 @@ export type EventType =
   | 'license.reinstated'
   | 'license.revoked'
   | 'license.renewed'
+  | 'license.expiring_soon'
+  | 'license.expired'
+  | 'webhook_endpoint.disabled'
   | 'device.activated'
-  | 'device.deactivated';
+  | 'device.deactivated'
+  | 'stripe.event_failed';
 
 export interface EventView {
   id: string;
@@ -34,19 +38,23 @@ export interface EventView {
  * The audit/event log. Every change to a product, policy, customer, license or
  * device writes one entry, in the same transaction as the change, carrying the
  * object as the admin API shows it. Secrets (license keys) are never stored
- * here; `reveal` puts them back when an event is read.
+ * here; `reveal` puts them back when an event is read. `fanOut` queues the
+ * event's vendor webhook deliveries in that same transaction.
  */
 export class EventLog {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => number,
     private readonly reveal: (scope: Scope, object: Record<string, unknown>) => Promise<Record<string, unknown>>,
+    /** Runs in the recording transaction: queues the event's webhook deliveries (delivery/webhooks.ts). */
+    private readonly fanOut: (trx: Kysely<Database>, scope: Scope, event: { id: string; type: EventType }) => Promise<void> = async () => undefined,
   ) {}
 
   async record(trx: Kysely<Database>, scope: Scope, type: EventType, object: { id: string; object: string } & Record<string, unknown>): Promise<void> {
     const { key: _secret, ...withoutSecret } = object;
+    const id = newId('event');
     await insertEvent(trx, {
-      id: newId('event'),
+      id,
       account_id: scope.accountId,
       env: scope.env,
       type,
@@ -55,6 +63,7 @@ export class EventLog {
       data: JSON.stringify(withoutSecret),
       created: this.now(),
     });
+    await this.fanOut(trx, scope, { id, type });
   }
 
   async list(scope: Scope, filter: { type?: string; object_id?: string }, page: PageParams) {

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../licensing/duration.js';
+import { MAX_SECRET_GRACE_SECONDS, WEBHOOK_EVENT_TYPES } from '../delivery/webhooks.js';
 
 /**
  * Every shape that crosses the HTTP boundary. Request schemas bound every
@@ -56,12 +57,27 @@ export const ErrorBody = Type.Object(
 
 // ── objects ──────────────────────────────────────────────────────────────
 
+const OneLine = (maxLength: number, description: string) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\r\\n]*$', description });
+const WebUrl = (description: string) => Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2000, description });
+
+/** Every setting, defaults filled in (delivery/email-settings.ts). */
+export const ProductEmailSettings = Type.Object({
+  subject: Nullable(Type.String({ description: 'subject of the license delivery email; null: "Your license key for <product>"' })),
+  thank_you: Nullable(Type.String({ description: 'opening paragraph of the delivery email; null: a plain thank-you' })),
+  purchase_notes: Nullable(Type.String({ description: 'plain text shown under the keys' })),
+  button_label: Nullable(Type.String({ description: 'label of the button to `button_url`; null: "Download"' })),
+  button_url: Nullable(Type.String({ description: 'e.g. the download page; null: no button' })),
+  send_payment_failed: Type.Boolean({ description: 'email the customer when a payment fails' }),
+  expiring_soon_days: Type.Integer({ description: 'days before expiry of `license.expiring_soon` and the reminder; 0 = off' }),
+});
+
 export const Product = Type.Object({
   id: Type.String(),
   object: Type.Literal('product'),
   name: Type.String(),
   code: Nullable(Type.String()),
   perpetual_fallback: Type.Boolean(),
+  email: ProductEmailSettings,
   metadata: Metadata,
   livemode: Type.Boolean(),
   created: Timestamp,
@@ -202,6 +218,20 @@ export const CreateProduct = Type.Object(
     code: Type.Optional(Nullable(Code)),
     perpetual_fallback: Type.Optional(Type.Boolean()),
     metadata: Type.Optional(Metadata),
+    email: Type.Optional(
+      Type.Object(
+        {
+          subject: Type.Optional(Nullable(OneLine(200, 'subject of the license delivery email'))),
+          thank_you: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 2000 }))),
+          purchase_notes: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 5000 }))),
+          button_label: Type.Optional(Nullable(OneLine(60, 'label of the button'))),
+          button_url: Type.Optional(Nullable(WebUrl('where the button leads, http(s) only'))),
+          send_payment_failed: Type.Optional(Type.Boolean()),
+          expiring_soon_days: Type.Optional(Type.Integer({ minimum: 0, maximum: 365 })),
+        },
+        { ...strict, description: 'email settings; only those given change, null resets one to its default' },
+      ),
+    ),
   },
   strict,
 );
@@ -240,6 +270,7 @@ export const CreateLicense = Type.Object(
     policy: Id('policy id'),
     customer: Type.Optional(Nullable(Type.Union([Id('customer id'), CreateCustomer]))),
     ...licenseOverrides,
+    send_email: Type.Optional(Type.Boolean({ description: "email the key to the license's customer (who must have an email)" })),
   },
   strict,
 );
@@ -333,3 +364,119 @@ export const Job = Type.Object({
   completed_at: Nullable(Timestamp),
 });
 export const JobListQuery = Type.Object({ ...ListQuery, state: Type.Optional(JobState), type: Type.Optional(Type.String({ maxLength: 100 })) }, { additionalProperties: false });
+
+// ── emails ───────────────────────────────────────────────────────────────
+
+export const EmailKind = Type.Union([Type.Literal('license_delivery'), Type.Literal('expiring_soon'), Type.Literal('payment_failed'), Type.Literal('magic_link')]);
+export const EmailStatus = Type.Union([Type.Literal('queued'), Type.Literal('sent'), Type.Literal('failed'), Type.Literal('cancelled')]);
+export const EmailMessage = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('email'),
+  kind: EmailKind,
+  to: Type.String(),
+  subject: Type.String(),
+  product: Nullable(Type.String()),
+  licenses: Type.Array(Type.String()),
+  status: EmailStatus,
+  message_id: Type.String({ description: 'the Message-ID header, the same on every attempt' }),
+  transport: Nullable(Type.Union([Type.Literal('smtp'), Type.Literal('mailbox')])),
+  attempts: Type.Integer(),
+  last_error: Nullable(Type.String()),
+  livemode: Type.Boolean(),
+  created: Timestamp,
+  updated: Timestamp,
+  sent_at: Nullable(Timestamp),
+});
+export const EmailListQuery = Type.Object(
+  {
+    ...ListQuery,
+    license: Type.Optional(Id('only emails about this license')),
+    to: Type.Optional(Type.String({ maxLength: 254 })),
+    kind: Type.Optional(EmailKind),
+    status: Type.Optional(EmailStatus),
+  },
+  strict,
+);
+export const EmailPreviewQuery = Type.Object({ template: Type.Optional(EmailKind) }, strict);
+export const EmailPreview = Type.Object({
+  object: Type.Literal('email_preview'),
+  template: EmailKind,
+  from: Type.String(),
+  to: Type.String(),
+  subject: Type.String(),
+  html: Type.String(),
+  text: Type.String(),
+});
+
+// ── vendor webhooks ──────────────────────────────────────────────────────
+
+const WebhookEventName = Type.Unsafe<string>({
+  type: 'string',
+  enum: [...WEBHOOK_EVENT_TYPES, '*'],
+  description: 'an event type, or `*` (alone) for every one',
+});
+const WebhookUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', description: 'an absolute http(s) URL' });
+const webhookEndpointFields = {
+  id: Type.String(),
+  object: Type.Literal('webhook_endpoint'),
+  url: Type.String(),
+  description: Nullable(Type.String()),
+  enabled_events: Type.Array(Type.String()),
+  status: Type.Union([Type.Literal('enabled'), Type.Literal('disabled')]),
+  disabled_reason: Nullable(Type.Union([Type.Literal('manual'), Type.Literal('failing')], { description: '`failing`: disabled automatically after days of failed deliveries' })),
+  failing_since: Nullable(Type.Integer({ description: 'start of the current run of failed deliveries; null when the last one succeeded' })),
+  metadata: Metadata,
+  livemode: Type.Boolean(),
+  created: Timestamp,
+  updated: Timestamp,
+};
+export const WebhookEndpoint = Type.Object(webhookEndpointFields);
+export const WebhookEndpointWithSecret = Type.Object({
+  ...webhookEndpointFields,
+  secret: Type.String({ description: 'the signing secret, shown only when created or rolled' }),
+});
+export const DeletedWebhookEndpoint = Type.Object({ id: Type.String(), object: Type.Literal('webhook_endpoint'), deleted: Type.Literal(true) });
+const webhookEndpointInput = {
+  url: WebhookUrl,
+  enabled_events: Type.Array(WebhookEventName, { minItems: 1, maxItems: 20, uniqueItems: true }),
+  description: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 500 }))),
+  metadata: Type.Optional(Metadata),
+};
+export const CreateWebhookEndpoint = Type.Object(webhookEndpointInput, strict);
+export const UpdateWebhookEndpoint = Type.Object(
+  { ...Type.Partial(Type.Object(webhookEndpointInput)).properties, disabled: Type.Optional(Type.Boolean({ description: 'true stops deliveries; false re-enables' })) },
+  strict,
+);
+export const RollWebhookSecret = Type.Object(
+  {
+    expires_in: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: MAX_SECRET_GRACE_SECONDS, description: 'seconds the current secret stays valid next to the new one (deliveries carry both signatures); default 0: at once' }),
+    ),
+  },
+  strict,
+);
+export const WebhookDelivery = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('webhook_delivery'),
+  webhook_endpoint: Type.String(),
+  event: Type.String(),
+  event_type: Type.String(),
+  url: Type.String(),
+  attempt: Type.Integer({ description: 'the attempt number within its delivery job (a manual resend starts at 1)' }),
+  manual: Type.Boolean({ description: 'sent by `POST /v1/events/:id/resend`' }),
+  status_code: Nullable(Type.Integer({ description: "the receiver's HTTP status; null when there was none (refused, timed out)" })),
+  succeeded: Type.Boolean(),
+  duration_ms: Type.Integer(),
+  error: Nullable(Type.String()),
+  response_body: Nullable(Type.String({ description: "the first 1,024 bytes of the receiver's answer" })),
+  livemode: Type.Boolean(),
+  created: Timestamp,
+});
+export const EndpointDeliveryListQuery = Type.Object({ ...ListQuery, event: Type.Optional(Id('only deliveries of this event')) }, strict);
+export const EventDeliveryListQuery = Type.Object({ ...ListQuery, webhook_endpoint: Type.Optional(Id('only deliveries to this endpoint')) }, strict);
+export const ResendEvent = Type.Object({ webhook_endpoint: Type.Optional(Id('only this endpoint; default: every enabled endpoint receiving the event type')) }, strict);
+export const EventResend = Type.Object({
+  object: Type.Literal('event_resend'),
+  event: Type.String(),
+  webhook_endpoints: Type.Array(Type.String(), { description: 'the endpoints a delivery was queued for' }),
+});

@@ -17,6 +17,7 @@ import { conflict, invalidRequest, notFound } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
 import { newId } from '../ids.js';
 import { isUniqueViolation } from '../db/errors.js';
+import { mergeEmailSettings, parseEmailSettings, type EmailSettingsInput } from '../delivery/email-settings.js';
 
 export type Metadata = Record<string, string>;
 
@@ -25,6 +26,8 @@ export interface ProductInput {
   code?: string | null;
   perpetual_fallback?: boolean;
   metadata?: Metadata;
+  /** Partial: only the settings given change; null resets one to its default. */
+  email?: EmailSettingsInput;
 }
 
 export interface PolicyInput {
@@ -59,6 +62,7 @@ export function productView(row: ProductRow) {
     name: row.name,
     code: row.code,
     perpetual_fallback: row.perpetual_fallback === 1,
+    email: parseEmailSettings(row.email_settings),
     metadata: JSON.parse(row.metadata) as Metadata,
     livemode: row.env === 'live',
     created: row.created,
@@ -127,6 +131,7 @@ export class CatalogService {
       code: input.code ?? null,
       perpetual_fallback: input.perpetual_fallback ? 1 : 0,
       metadata: JSON.stringify(input.metadata ?? {}),
+      email_settings: mergeEmailSettings('{}', input.email),
       created: now,
       updated: now,
     };
@@ -151,6 +156,7 @@ export class CatalogService {
           ...(input.code !== undefined && { code: input.code }),
           ...(input.perpetual_fallback !== undefined && { perpetual_fallback: (input.perpetual_fallback ? 1 : 0) as Bool }),
           ...(input.metadata !== undefined && { metadata: JSON.stringify({ ...JSON.parse(current.metadata), ...input.metadata }) }),
+          ...(input.email !== undefined && { email_settings: mergeEmailSettings(current.email_settings, input.email) }),
           updated: this.now(),
         } as const;
         await updateProduct(trx, scope, current.id, changes);

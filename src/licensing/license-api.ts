@@ -38,14 +38,22 @@ export interface ActivationInput {
 
 const licenseNotFound = () => new DomainError('not_found', 'license_not_found', 'license key not found', 'key');
 
+/** Licenses per bookkeeping UPDATE: small enough that one never holds SQLite's single connection (and, SQLite being synchronous, the event loop) for long. */
+const TOUCH_CHUNK = 100;
+
+/** Lets the event loop serve what is waiting (requests, other queries) before the next chunk. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * "Last validated" is bookkeeping, not part of the answer, so it stays off
- * the request path: validations are collected in memory and written in one
- * UPDATE per flush. Losing a few seconds of it in a crash is acceptable.
+ * the request path: validations are collected in memory and written every
+ * few seconds, in small UPDATEs with the event loop served between them.
+ * Losing a few seconds of it in a crash is acceptable.
  */
 class ValidationBookkeeping {
   private pending = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -58,14 +66,21 @@ class ValidationBookkeeping {
     this.timer ??= setTimeout(() => void this.flush(), this.intervalMs).unref();
   }
 
-  async flush(): Promise<void> {
+  /** One flush at a time: one asked for while another runs (shutdown during a timed flush) runs after it. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pending.size === 0) return;
     const ids = [...this.pending];
     this.pending = new Set();
-    for (let i = 0; i < ids.length; i += 500) {
-      await touchLicensesValidated(this.db, ids.slice(i, i + 500), this.now()).catch(() => undefined);
+    for (let i = 0; i < ids.length; i += TOUCH_CHUNK) {
+      if (i > 0) await yieldToEventLoop();
+      await touchLicensesValidated(this.db, ids.slice(i, i + TOUCH_CHUNK), this.now()).catch(() => undefined);
     }
   }
 }
@@ -92,14 +107,19 @@ export class LicenseApiService {
     const row = hasKeyShape(key) ? await findLicenseForValidation(this.db, sha256Hex(key), request.fingerprint ?? null, now) : undefined;
     if (!row) return { ...validateLicense(null, null, request, now), license: null, device: null };
     const device = row.device_id === null ? null : { lease_expires_at: row.device_lease_expires_at };
+    const entitlements = effectiveEntitlements(row);
     const verdict = validateLicense(
       {
-        ...row,
+        revoked_at: row.revoked_at,
+        suspended_at: row.suspended_at,
+        expires_at: row.expires_at,
+        grace_ends_at: row.grace_ends_at,
+        product_id: row.product_id,
         product_code: row.product_code,
         perpetual_fallback: row.perpetual_fallback === 1,
         floating: row.floating === 1,
         require_fingerprint: row.require_fingerprint === 1,
-        entitlements: effectiveEntitlements(row),
+        entitlements,
       },
       device,
       request,
@@ -111,8 +131,6 @@ export class LicenseApiService {
         ? null
         : deviceView({
             id: row.device_id,
-            account_id: row.account_id,
-            env: row.env,
             license_id: row.id,
             fingerprint: row.device_fingerprint ?? '',
             name: row.device_name,
@@ -122,7 +140,7 @@ export class LicenseApiService {
             last_seen_at: row.device_last_seen_at ?? row.device_created ?? now,
             created: row.device_created ?? now,
           });
-    return { ...verdict, license: publicLicenseView(row, now), device: deviceResult };
+    return { ...verdict, license: publicLicenseView(row, now, entitlements), device: deviceResult };
   }
 
   /**

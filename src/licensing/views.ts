@@ -9,8 +9,33 @@ export function effectiveMaxDevices(l: Pick<LicenseContextRow, 'max_devices_over
   return l.max_devices_override ?? l.policy_max_devices;
 }
 
-/** The license as the vendor's app sees it (public license API, license files). */
-export function publicLicenseView(l: LicenseContextRow, now: number) {
+/** The columns publicLicenseView() reads (the validation query selects only these). */
+export type PublicLicenseFields = Pick<
+  LicenseContextRow,
+  | 'id'
+  | 'product_id'
+  | 'policy_id'
+  | 'expires_at'
+  | 'grace_ends_at'
+  | 'maintenance_ends_at'
+  | 'suspended_at'
+  | 'revoked_at'
+  | 'max_devices_override'
+  | 'entitlements_override'
+  | 'metadata'
+  | 'created'
+  | 'perpetual_fallback'
+  | 'policy_max_devices'
+  | 'policy_entitlements'
+  | 'floating'
+  | 'active_devices'
+>;
+
+/**
+ * The license as the vendor's app sees it (public license API, license files).
+ * `entitlements`: effectiveEntitlements(l), when the caller has parsed them already.
+ */
+export function publicLicenseView(l: PublicLicenseFields, now: number, entitlements: string[] = effectiveEntitlements(l)) {
   return {
     id: l.id,
     object: 'license' as const,
@@ -23,7 +48,7 @@ export function publicLicenseView(l: LicenseContextRow, now: number) {
     max_devices: effectiveMaxDevices(l),
     active_devices: Number(l.active_devices),
     floating: l.floating === 1,
-    entitlements: effectiveEntitlements(l),
+    entitlements,
     metadata: JSON.parse(l.metadata) as Record<string, string>,
     created: l.created,
   };
@@ -54,7 +79,7 @@ export function adminLicenseView(l: LicenseContextRow, key: string, now: number)
 }
 export type AdminLicenseView = ReturnType<typeof adminLicenseView>;
 
-export function deviceView(d: DeviceRow) {
+export function deviceView(d: Omit<DeviceRow, 'account_id' | 'env'>) {
   return {
     id: d.id,
     object: 'device' as const,

@@ -94,6 +94,8 @@ export interface ServerOptions {
   env?: Record<string, string>;
   replicaOf?: TestServer;
   worker?: AppOptions['worker'];
+  /** Off unless asked for: tests run it with `app.scheduler.runOnce()` so clock-driven events never surprise another test. */
+  scheduler?: AppOptions['scheduler'];
 }
 
 /** Fast retries for tests: the backoff shape is the production one, scaled down. */
@@ -109,12 +111,14 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     ...(database.databaseUrl && { DATABASE_URL: database.databaseUrl }),
     KEYMINT_RATE_LIMIT: String(options.rateLimit ?? 0),
     KEYMINT_LOG_LEVEL: 'silent',
+    // Kept forever unless a test asks: scheduler tests move the clock by years.
+    KEYMINT_EVENT_RETENTION_DAYS: '0',
     ...options.env,
   });
   const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 20 });
   await migrateToLatest(db);
   const clock = testClock();
-  const app = await buildApp(config, { db, now: clock.now, logger: false, worker: { ...TEST_WORKER, ...options.worker } });
+  const app = await buildApp(config, { db, now: clock.now, logger: false, worker: { ...TEST_WORKER, ...options.worker }, scheduler: { start: false, ...options.scheduler } });
   const accountId = await app.services.accounts.ensureDefaultAccount();
   const testKey = options.replicaOf?.testKey ?? (await app.services.accounts.createApiKey(accountId, 'test', 'tests')).secret;
   const liveKey = options.replicaOf?.liveKey ?? (await app.services.accounts.createApiKey(accountId, 'live', 'tests')).secret;

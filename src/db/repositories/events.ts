@@ -16,6 +16,15 @@ export function listEvents(db: Kysely<Database>, scope: Scope, filter: { type?: 
   return paginate(q, 'id', page);
 }
 
+/** Deletes up to `batch` events recorded before `cutoff` (retention); returns how many went. */
+export async function deleteEventsBefore(db: Kysely<Database>, cutoff: number, batch: number): Promise<number> {
+  const result = await db
+    .deleteFrom('events')
+    .where('id', 'in', db.selectFrom('events').select('id').where('created', '<', cutoff).limit(batch))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export function findEvent(db: Kysely<Database>, scope: Scope, id: string) {
   return db.selectFrom('events').selectAll().where('account_id', '=', scope.accountId).where('env', '=', scope.env).where('id', '=', id).executeTakeFirst();
 }

@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type Updateable } from 'kysely';
+import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Updateable } from 'kysely';
 import type { Dialect } from '../database.js';
 import type { Database, DevicesTable, LicensesTable, Scope } from '../schema.js';
 import { paginate, type PageParams } from './pagination.js';
@@ -57,7 +57,35 @@ export async function findLicenseContext(db: Kysely<Database>, scope: Scope, id:
     .executeTakeFirst()) as LicenseContextRow | undefined;
 }
 
-export interface ValidationRow extends LicenseContextRow {
+/**
+ * What validation reads: the license columns its verdict and its public view
+ * need (not the whole row: every column read is a value materialized per
+ * request), the policy's and product's rules, the seat count and the
+ * presented device.
+ */
+export interface ValidationRow
+  extends Pick<
+    LicenseContextRow,
+    | 'id'
+    | 'product_id'
+    | 'policy_id'
+    | 'expires_at'
+    | 'grace_ends_at'
+    | 'maintenance_ends_at'
+    | 'suspended_at'
+    | 'revoked_at'
+    | 'max_devices_override'
+    | 'entitlements_override'
+    | 'metadata'
+    | 'created'
+    | 'product_code'
+    | 'perpetual_fallback'
+    | 'policy_max_devices'
+    | 'policy_entitlements'
+    | 'floating'
+    | 'require_fingerprint'
+    | 'active_devices'
+  > {
   device_id: string | null;
   device_fingerprint: string | null;
   device_name: string | null;
@@ -68,14 +96,42 @@ export interface ValidationRow extends LicenseContextRow {
   device_created: number | null;
 }
 
-/**
- * The validation hot path: the license (by key hash), its policy and product,
- * its seat count and the presented device, in one indexed round trip.
- */
-export async function findLicenseForValidation(db: Kysely<Database>, keyHash: string, fingerprint: string | null, now: number): Promise<ValidationRow | undefined> {
-  return (await withContext(db, now)
-    .leftJoin('devices as d', (join) => join.onRef('d.license_id', '=', 'l.id').on('d.fingerprint', '=', fingerprint ?? ''))
+/** Placeholders the validation query is compiled with, found again among its parameters by position. */
+const SENTINEL = { keyHash: '\u0000km:key_hash', fingerprint: '\u0000km:fingerprint', now: -7_340_032_111 } as const;
+type Slot = keyof typeof SENTINEL;
+
+function validationQuery(db: Kysely<Database>, keyHash: string, fingerprint: string, now: number) {
+  return db
+    .selectFrom('licenses as l')
+    .innerJoin('policies as p', 'p.id', 'l.policy_id')
+    .innerJoin('products as pr', 'pr.id', 'l.product_id')
+    .leftJoin('devices as d', (join) => join.onRef('d.license_id', '=', 'l.id').on('d.fingerprint', '=', fingerprint))
     .select([
+      'l.id',
+      'l.product_id',
+      'l.policy_id',
+      'l.expires_at',
+      'l.grace_ends_at',
+      'l.maintenance_ends_at',
+      'l.suspended_at',
+      'l.revoked_at',
+      'l.max_devices_override',
+      'l.entitlements_override',
+      'l.metadata',
+      'l.created',
+      'pr.code as product_code',
+      'pr.perpetual_fallback',
+      'p.max_devices as policy_max_devices',
+      'p.entitlements as policy_entitlements',
+      'p.floating',
+      'p.require_fingerprint',
+      (eb) =>
+        eb
+          .selectFrom('devices')
+          .select((e) => e.fn.countAll<number>().as('n'))
+          .whereRef('devices.license_id', '=', 'l.id')
+          .where((e) => holdsSeat(e, now))
+          .as('active_devices'),
       'd.id as device_id',
       'd.fingerprint as device_fingerprint',
       'd.name as device_name',
@@ -85,8 +141,39 @@ export async function findLicenseForValidation(db: Kysely<Database>, keyHash: st
       'd.last_seen_at as device_last_seen_at',
       'd.created as device_created',
     ])
-    .where('l.key_hash', '=', keyHash)
-    .executeTakeFirst()) as ValidationRow | undefined;
+    .where('l.key_hash', '=', keyHash);
+}
+
+/**
+ * The validation query compiled once per Kysely instance (so once per
+ * dialect): building and compiling it costs more than running it. The SQL is
+ * compiled with sentinel values, and each parameter position is remembered
+ * as the input it stands for.
+ */
+const compiledValidation = new WeakMap<Kysely<Database>, { sql: string; slots: Slot[] }>();
+
+function compileValidation(db: Kysely<Database>): { sql: string; slots: Slot[] } {
+  const { sql: text, parameters } = validationQuery(db, SENTINEL.keyHash, SENTINEL.fingerprint, SENTINEL.now).compile();
+  const slots = parameters.map((p) => {
+    const slot = (Object.keys(SENTINEL) as Slot[]).find((k) => SENTINEL[k] === p);
+    if (slot === undefined) throw new Error(`validation query: unexpected parameter ${String(p)}`);
+    return slot;
+  });
+  for (const k of Object.keys(SENTINEL) as Slot[]) if (!slots.includes(k)) throw new Error(`validation query: parameter ${k} not bound`);
+  const compiled = { sql: text, slots };
+  compiledValidation.set(db, compiled);
+  return compiled;
+}
+
+/**
+ * The validation hot path: the license (by key hash), its policy and product,
+ * its seat count and the presented device, in one indexed round trip.
+ */
+export async function findLicenseForValidation(db: Kysely<Database>, keyHash: string, fingerprint: string | null, now: number): Promise<ValidationRow | undefined> {
+  const { sql: text, slots } = compiledValidation.get(db) ?? compileValidation(db);
+  const values = { keyHash, fingerprint: fingerprint ?? '', now };
+  const { rows } = await db.executeQuery<ValidationRow>(CompiledQuery.raw(text, slots.map((slot) => values[slot])));
+  return rows[0];
 }
 
 /**

@@ -23,7 +23,7 @@ const secured = [{ secretKey: [] }];
  */
 export async function adminRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { catalog, customers, licenses, signingKeys, events, jobs } = services;
+  const { catalog, customers, licenses, signingKeys, events, jobs, emails } = services;
 
   // ── products ──
   const productTags = { tags: ['products'], security: secured };
@@ -72,9 +72,11 @@ export async function adminRoutes(fastify: FastifyInstance, { services }: { serv
 
   // ── licenses ──
   const licenseTags = { tags: ['licenses'], security: secured };
-  app.post('/v1/licenses', { schema: { ...licenseTags, summary: 'Create a license', body: S.CreateLicense, response: { 200: S.License, ...errors } } }, (req) =>
-    licenses.create(req.scope, req.body),
-  );
+  app.post('/v1/licenses', { schema: { ...licenseTags, summary: 'Create a license', body: S.CreateLicense, response: { 200: S.License, ...errors } } }, (req) => {
+    const { send_email: sendEmail, ...input } = req.body;
+    // The delivery email is promised in the license's own transaction: both or neither.
+    return licenses.create(req.scope, input, sendEmail ? { inTransaction: (trx, license) => emails.requireLicenseDelivery(trx, req.scope, license.id) } : {});
+  });
   app.get('/v1/licenses', { schema: { ...licenseTags, summary: 'List licenses', querystring: S.LicenseListQuery, response: { 200: S.List(S.License), ...errors } } }, async (req) => {
     const { customer, email, product, status } = req.query;
     return list(await licenses.list(req.scope, { customer, email, product, status }, page(req.query)));
