@@ -16,6 +16,9 @@ import { adminRoutes } from './http/routes/admin.js';
 import { emailRoutes } from './http/routes/emails.js';
 import { webhookRoutes } from './http/routes/webhooks.js';
 import { licenseApiRoutes } from './http/routes/license-api.js';
+import { licenseFileRoutes, offlineActivationRoutes } from './http/routes/license-files.js';
+import { signResponses } from './http/response-signing.js';
+import fastifyCors from '@fastify/cors';
 import { stripeAdminRoutes, stripeWebhookRoutes } from './http/routes/stripe.js';
 import { ErrorBody } from './http/schemas.js';
 import { newId } from './ids.js';
@@ -183,7 +186,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     ...(db.dialect === 'postgres' && { store: databaseRateLimitStore(db.kysely) }),
   });
 
-  await app.register(licenseApiRoutes, { services, rateLimit: config.rateLimit });
+  // The public license API: callable from any origin (apps, browsers), signing its answers when asked.
+  await app.register(async (publicApi) => {
+    await publicApi.register(fastifyCors, {
+      origin: '*',
+      methods: ['POST'],
+      allowedHeaders: ['Content-Type', 'Keymint-Accept-Signature'],
+      exposedHeaders: ['Keymint-Signature', 'Request-Id', 'Retry-After'],
+      maxAge: 86_400,
+    });
+    signResponses(publicApi, services.signingKeys, now);
+    await publicApi.register(licenseApiRoutes, { services, rateLimit: config.rateLimit });
+    await publicApi.register(licenseFileRoutes, { services });
+  });
   await app.register(stripeWebhookRoutes, { services });
   await app.register(async (admin) => {
     requireSecretKey(admin, services.accounts);
@@ -192,6 +207,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await admin.register(emailRoutes, { services });
     await admin.register(webhookRoutes, { services });
     await admin.register(stripeAdminRoutes, { services });
+    await admin.register(offlineActivationRoutes, { services });
   });
 
   return app;

@@ -16,6 +16,7 @@ import { JobService } from './jobs/jobs.js';
 import type { JobHandler } from './jobs/worker.js';
 import { CatalogService } from './licensing/catalog.js';
 import { LicenseApiService } from './licensing/license-api.js';
+import { LicenseFileService } from './licensing/license-files.js';
 import { LicenseService } from './licensing/licenses.js';
 import { SigningKeyService } from './licensing/signing-keys.js';
 
@@ -29,6 +30,7 @@ export interface Services {
   licenses: LicenseService;
   licenseApi: LicenseApiService;
   jobs: JobService;
+  licenseFiles: LicenseFileService;
   stripeConnections: StripeConnectionService;
   priceMappings: PriceMappingService;
   stripeInbox: StripeInbox;
@@ -67,8 +69,10 @@ export function createServices(db: Db, box: SecretBox, now: () => number, config
   const fulfilment = new Fulfilment(licenses, customers, priceMappings, jobs, now);
   fulfilment.notifier = emails;
   const stripeInbox = new StripeInbox(db.kysely, stripeConnections, jobs, events, fulfilment, now);
+  const licenseFiles = new LicenseFileService(db.kysely, signingKeys, licenseApi, now);
   return {
     now,
+    licenseFiles,
     stripeConnections,
     priceMappings,
     stripeInbox,

@@ -73,6 +73,8 @@ export interface PoliciesTable {
   on_payment_failure: 'keep_until_period_end' | 'suspend';
   on_partial_refund: 'ignore' | 'revoke';
   on_subscription_refund: 'revoke' | 'ignore';
+  min_file_ttl: number;
+  max_file_ttl: number;
 }
 
 export interface CustomersTable {

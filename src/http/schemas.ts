@@ -112,6 +112,8 @@ export const Policy = Type.Object({
   on_payment_failure: OnPaymentFailure,
   on_partial_refund: OnPartialRefund,
   on_subscription_refund: OnSubscriptionRefund,
+  min_file_ttl: Type.Integer(),
+  max_file_ttl: Type.Integer(),
   metadata: Metadata,
   livemode: Type.Boolean(),
   created: Timestamp,
@@ -251,6 +253,8 @@ const policyFields = {
   on_payment_failure: Type.Optional(OnPaymentFailure),
   on_partial_refund: Type.Optional(OnPartialRefund),
   on_subscription_refund: Type.Optional(OnSubscriptionRefund),
+  min_file_ttl: Type.Optional(Type.Integer({ minimum: 60, maximum: 366 * 86_400, description: 'shortest license file lifetime a checkout may ask for, seconds' })),
+  max_file_ttl: Type.Optional(Type.Integer({ minimum: 60, maximum: 366 * 86_400, description: 'longest license file lifetime, seconds (default 90 days)' })),
   metadata: Type.Optional(Metadata),
 };
 export const CreatePolicy = Type.Object({ product: Id('product id or code'), license_type: LicenseType, ...policyFields }, strict);

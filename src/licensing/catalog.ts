@@ -47,6 +47,9 @@ export interface PolicyInput {
   on_payment_failure?: PolicyRow['on_payment_failure'];
   on_partial_refund?: PolicyRow['on_partial_refund'];
   on_subscription_refund?: PolicyRow['on_subscription_refund'];
+  /** Bounds, in seconds, on the lifetime of license files (offline use). */
+  min_file_ttl?: number;
+  max_file_ttl?: number;
   metadata?: Metadata;
 }
 
@@ -90,6 +93,8 @@ export function policyView(row: PolicyRow) {
     on_payment_failure: row.on_payment_failure,
     on_partial_refund: row.on_partial_refund,
     on_subscription_refund: row.on_subscription_refund,
+    min_file_ttl: row.min_file_ttl,
+    max_file_ttl: row.max_file_ttl,
     metadata: JSON.parse(row.metadata) as Metadata,
     livemode: row.env === 'live',
     created: row.created,
@@ -99,7 +104,8 @@ export function policyView(row: PolicyRow) {
 export type PolicyView = ReturnType<typeof policyView>;
 
 /** Checks that hold for a policy as a whole, after create or update. */
-function checkPolicy(p: Pick<PolicyRow, 'license_type' | 'duration' | 'fixed_expires_at' | 'floating' | 'heartbeat_interval'>): void {
+function checkPolicy(p: Pick<PolicyRow, 'license_type' | 'duration' | 'fixed_expires_at' | 'floating' | 'heartbeat_interval' | 'min_file_ttl' | 'max_file_ttl'>): void {
+  if (p.min_file_ttl > p.max_file_ttl) throw invalidRequest('parameter_invalid', 'min_file_ttl cannot exceed max_file_ttl', 'min_file_ttl');
   if (p.license_type === 'perpetual' && (p.duration !== null || p.fixed_expires_at !== null)) {
     throw invalidRequest('parameter_invalid', 'a perpetual policy cannot have a duration or an expiry date', p.duration !== null ? 'duration' : 'expires_at');
   }
@@ -205,6 +211,8 @@ export class CatalogService {
       on_payment_failure: input.on_payment_failure ?? 'keep_until_period_end',
       on_partial_refund: input.on_partial_refund ?? 'ignore',
       on_subscription_refund: input.on_subscription_refund ?? 'revoke',
+      min_file_ttl: input.min_file_ttl ?? 3600,
+      max_file_ttl: input.max_file_ttl ?? 90 * 86_400,
       metadata: JSON.stringify(input.metadata ?? {}),
       created: now,
       updated: now,
@@ -242,6 +250,8 @@ export class CatalogService {
         ...(input.on_payment_failure !== undefined && { on_payment_failure: input.on_payment_failure }),
         ...(input.on_partial_refund !== undefined && { on_partial_refund: input.on_partial_refund }),
         ...(input.on_subscription_refund !== undefined && { on_subscription_refund: input.on_subscription_refund }),
+        ...(input.min_file_ttl !== undefined && { min_file_ttl: input.min_file_ttl }),
+        ...(input.max_file_ttl !== undefined && { max_file_ttl: input.max_file_ttl }),
         ...(input.metadata !== undefined && { metadata: JSON.stringify({ ...JSON.parse(current.metadata), ...input.metadata }) }),
         updated: this.now(),
       };

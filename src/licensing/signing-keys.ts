@@ -1,7 +1,11 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/secret-box.js';
+import { conflict, notFound } from '../errors.js';
 import {
+  countLicensesSignedBy,
+  deleteSigningKey,
+  retireSigningKeys,
   findActiveSigningKey,
   findSigningKey,
   insertSigningKey,
@@ -36,7 +40,6 @@ const sealContext = (kid: string) => `signing_key:${kid}`;
  */
 export class SigningKeyService {
   private readonly cache = new Map<string, SigningKey>();
-  private readonly activeByScope = new Map<string, string>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -68,13 +71,10 @@ export class SigningKeyService {
    * another handle would wait for it forever.
    */
   async active(scope: Scope, db: Kysely<Database> = this.db): Promise<SigningKey> {
-    const cacheKey = `${scope.accountId}:${scope.env}`;
-    const cachedId = this.activeByScope.get(cacheKey);
-    if (cachedId) return this.byId(cachedId, db);
+    // Not cached: after a rotation on any replica, every replica signs new keys with the new key.
     const row = await findActiveSigningKey(db, scope);
     if (!row) throw new Error(`environment ${scope.env} of ${scope.accountId} has no active signing key`);
-    this.activeByScope.set(cacheKey, row.id);
-    return this.fromRow(row);
+    return this.cache.get(row.id) ?? this.fromRow(row);
   }
 
   async byId(id: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
@@ -83,6 +83,32 @@ export class SigningKeyService {
     const row = await findSigningKey(db, id);
     if (!row) throw new Error(`signing key ${id} is missing`);
     return this.fromRow(row);
+  }
+
+  /**
+   * Rotation: a new key becomes active and signs new license keys; the
+   * previous one is retired — it signs nothing new, but what it signed keeps
+   * verifying, and answers about its licenses are still signed with it.
+   */
+  async rotate(scope: Scope): Promise<SigningKeyView> {
+    return this.db.transaction().execute(async (trx) => {
+      await retireSigningKeys(trx, scope);
+      return toView(await this.create(trx, scope));
+    });
+  }
+
+  /** Removes a retired key no license still needs (its keys could no longer be shown, re-sent or answered for). */
+  async remove(scope: Scope, id: string): Promise<{ id: string; object: 'signing_key'; deleted: true }> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = (await listSigningKeys(trx, scope)).find((k) => k.id === id);
+      if (!row) throw notFound('signing key', id, 'id');
+      if (row.status === 'active') throw conflict('signing_key_active', 'the active signing key cannot be removed; rotate first');
+      const users = await countLicensesSignedBy(trx, id);
+      if (users > 0) throw conflict('signing_key_in_use', `${users} license${users === 1 ? '' : 's'} not revoked still use this key; it is needed to show, re-send and answer for their keys`);
+      await deleteSigningKey(trx, id);
+      this.cache.delete(id);
+      return { id, object: 'signing_key' as const, deleted: true as const };
+    });
   }
 
   async list(scope: Scope): Promise<SigningKeyView[]> {

@@ -86,26 +86,27 @@ export interface ValidationRow
     | 'require_fingerprint'
     | 'active_devices'
   > {
-  device_id: string | null;
-  device_fingerprint: string | null;
-  device_name: string | null;
-  device_platform: string | null;
-  device_metadata: string | null;
-  device_lease_expires_at: number | null;
-  device_last_seen_at: number | null;
-  device_created: number | null;
+  /** The device columns are absent (undefined) when no fingerprint was presented: there is no device to look up. */
+  device_id?: string | null;
+  device_fingerprint?: string | null;
+  device_name?: string | null;
+  device_platform?: string | null;
+  device_metadata?: string | null;
+  device_lease_expires_at?: number | null;
+  device_last_seen_at?: number | null;
+  device_created?: number | null;
 }
 
 /** Placeholders the validation query is compiled with, found again among its parameters by position. */
 const SENTINEL = { keyHash: '\u0000km:key_hash', fingerprint: '\u0000km:fingerprint', now: -7_340_032_111 } as const;
 type Slot = keyof typeof SENTINEL;
 
-function validationQuery(db: Kysely<Database>, keyHash: string, fingerprint: string, now: number) {
+/** The license with its policy's and product's rules and its seat count. */
+function licenseForValidation(db: Kysely<Database>, keyHash: string, now: number) {
   return db
     .selectFrom('licenses as l')
     .innerJoin('policies as p', 'p.id', 'l.policy_id')
     .innerJoin('products as pr', 'pr.id', 'l.product_id')
-    .leftJoin('devices as d', (join) => join.onRef('d.license_id', '=', 'l.id').on('d.fingerprint', '=', fingerprint))
     .select([
       'l.id',
       'l.product_id',
@@ -132,6 +133,15 @@ function validationQuery(db: Kysely<Database>, keyHash: string, fingerprint: str
           .whereRef('devices.license_id', '=', 'l.id')
           .where((e) => holdsSeat(e, now))
           .as('active_devices'),
+    ])
+    .where('l.key_hash', '=', keyHash);
+}
+
+/** The same, plus the device activated with `fingerprint` on that license (null columns when there is none). */
+function licenseAndDeviceForValidation(db: Kysely<Database>, keyHash: string, fingerprint: string, now: number) {
+  return licenseForValidation(db, keyHash, now)
+    .leftJoin('devices as d', (join) => join.onRef('d.license_id', '=', 'l.id').on('d.fingerprint', '=', fingerprint))
+    .select([
       'd.id as device_id',
       'd.fingerprint as device_fingerprint',
       'd.name as device_name',
@@ -140,38 +150,52 @@ function validationQuery(db: Kysely<Database>, keyHash: string, fingerprint: str
       'd.lease_expires_at as device_lease_expires_at',
       'd.last_seen_at as device_last_seen_at',
       'd.created as device_created',
-    ])
-    .where('l.key_hash', '=', keyHash);
+    ]);
 }
 
-/**
- * The validation query compiled once per Kysely instance (so once per
- * dialect): building and compiling it costs more than running it. The SQL is
- * compiled with sentinel values, and each parameter position is remembered
- * as the input it stands for.
- */
-const compiledValidation = new WeakMap<Kysely<Database>, { sql: string; slots: Slot[] }>();
+interface CompiledValidation {
+  sql: string;
+  slots: Slot[];
+}
 
-function compileValidation(db: Kysely<Database>): { sql: string; slots: Slot[] } {
-  const { sql: text, parameters } = validationQuery(db, SENTINEL.keyHash, SENTINEL.fingerprint, SENTINEL.now).compile();
+/** Finds which input each parameter of a query compiled with SENTINEL values stands for. */
+function slotsOf({ sql: text, parameters }: { sql: string; parameters: readonly unknown[] }, expected: Slot[]): CompiledValidation {
   const slots = parameters.map((p) => {
     const slot = (Object.keys(SENTINEL) as Slot[]).find((k) => SENTINEL[k] === p);
     if (slot === undefined) throw new Error(`validation query: unexpected parameter ${String(p)}`);
     return slot;
   });
-  for (const k of Object.keys(SENTINEL) as Slot[]) if (!slots.includes(k)) throw new Error(`validation query: parameter ${k} not bound`);
-  const compiled = { sql: text, slots };
+  for (const k of expected) if (!slots.includes(k)) throw new Error(`validation query: parameter ${k} not bound`);
+  return { sql: text, slots };
+}
+
+/**
+ * The validation query, compiled once per Kysely instance (so once per
+ * dialect) in two forms, without and with a presented fingerprint: building
+ * and compiling it costs more than running it. It is compiled with sentinel
+ * values, and each parameter position is remembered as the input it stands
+ * for.
+ */
+const compiledValidation = new WeakMap<Kysely<Database>, { license: CompiledValidation; withDevice: CompiledValidation }>();
+
+function compileValidation(db: Kysely<Database>) {
+  const compiled = {
+    license: slotsOf(licenseForValidation(db, SENTINEL.keyHash, SENTINEL.now).compile(), ['keyHash', 'now']),
+    withDevice: slotsOf(licenseAndDeviceForValidation(db, SENTINEL.keyHash, SENTINEL.fingerprint, SENTINEL.now).compile(), ['keyHash', 'fingerprint', 'now']),
+  };
   compiledValidation.set(db, compiled);
   return compiled;
 }
 
 /**
  * The validation hot path: the license (by key hash), its policy and product,
- * its seat count and the presented device, in one indexed round trip.
+ * its seat count and, when a fingerprint is presented, that device, in one
+ * indexed round trip.
  */
 export async function findLicenseForValidation(db: Kysely<Database>, keyHash: string, fingerprint: string | null, now: number): Promise<ValidationRow | undefined> {
-  const { sql: text, slots } = compiledValidation.get(db) ?? compileValidation(db);
-  const values = { keyHash, fingerprint: fingerprint ?? '', now };
+  const compiled = compiledValidation.get(db) ?? compileValidation(db);
+  const { sql: text, slots } = fingerprint === null ? compiled.license : compiled.withDevice;
+  const values = { keyHash, fingerprint, now };
   const { rows } = await db.executeQuery<ValidationRow>(CompiledQuery.raw(text, slots.map((slot) => values[slot])));
   return rows[0];
 }
@@ -287,4 +311,9 @@ export function findDevice(db: Kysely<Database>, scope: Scope, id: string) {
 export function listDevices(db: Kysely<Database>, scope: Scope, licenseId: string, page: PageParams) {
   const q = db.selectFrom('devices').selectAll().where('account_id', '=', scope.accountId).where('env', '=', scope.env).where('license_id', '=', licenseId);
   return paginate(q, 'id', page);
+}
+
+/** The license behind a key hash, with its environment: where a request has no scope of its own, the key gives it. */
+export function findLicenseByKeyHash(db: Kysely<Database>, keyHash: string) {
+  return db.selectFrom('licenses').select(['id', 'account_id', 'env', 'key_kid']).where('key_hash', '=', keyHash).executeTakeFirst();
 }

@@ -116,6 +116,24 @@ export async function adminRoutes(fastify: FastifyInstance, { services }: { serv
     { schema: { tags: ['signing keys'], security: secured, summary: "List the environment's signing keys", response: { 200: S.List(S.SigningKey), ...errors } } },
     async (req) => ({ object: 'list' as const, data: await signingKeys.list(req.scope), has_more: false }),
   );
+  app.post(
+    '/v1/signing_keys',
+    { schema: { tags: ['signing keys'], security: secured, summary: 'Rotate: a new active key signs new license keys; the old one is retired', response: { 200: S.SigningKey, ...errors } } },
+    (req) => signingKeys.rotate(req.scope),
+  );
+  app.delete(
+    '/v1/signing_keys/:id',
+    {
+      schema: {
+        tags: ['signing keys'],
+        security: secured,
+        summary: 'Remove a retired key no license uses',
+        params: S.IdParams,
+        response: { 200: Type.Object({ id: Type.String(), object: Type.Literal('signing_key'), deleted: Type.Literal(true) }), ...errors },
+      },
+    },
+    (req) => signingKeys.remove(req.scope, req.params.id),
+  );
   app.get('/v1/events', { schema: { tags: ['events'], security: secured, summary: 'List events', querystring: S.EventListQuery, response: { 200: S.List(S.Event), ...errors } } }, async (req) =>
     list(await events.list(req.scope, { type: req.query.type, object_id: req.query.object }, page(req.query))),
   );
