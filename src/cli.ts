@@ -107,6 +107,20 @@ apiKeys
 
 program.addCommand(mailCommand(config));
 
+program
+  .command('verify')
+  .description('verify a license key or license file offline, against public keys (the SDK, packages/verify)')
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument('[args...]', 'see `keymint verify --help`')
+  .action(async (args: string[]) => {
+    // The SDK ships its own command; this is the same program under the main CLI. It lives in
+    // packages/verify (built on install), outside this package's compiled sources, hence the runtime import.
+    const sdkCli = new URL('../packages/verify/dist/esm/cli.js', import.meta.url);
+    const { runCli } = (await import(sdkCli.href)) as { runCli: (argv: string[]) => Promise<number> };
+    process.exitCode = await runCli(args);
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keymint: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

@@ -154,6 +154,21 @@ describe('offline licensing', () => {
     expect(garbage.body.error.code).toBe('invalid_activation_request');
   });
 
+  it('`keymint verify` checks a key and a license file offline', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { license } = await seedLicense(server);
+    const pk = (publicKeys as { data: Array<{ public_key: string }> }).data[0]!.public_key;
+    const run = (args: string[], input?: string) => spawnSync(process.execPath, ['bin/keymint.js', 'verify', ...args], { encoding: 'utf8', input });
+    const ok = run([license.key, '--public-key', pk]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(license.id);
+    const tampered = license.key.slice(0, -3) + (license.key.endsWith('AAA') ? 'BBB' : 'AAA');
+    expect(run([tampered, '--public-key', pk]).status).not.toBe(0);
+    const file = (await post('/v1/licenses/checkout', { key: license.key })).body.certificate;
+    const fileCheck = run(['-', '--public-key', pk, '--key', license.key], file);
+    expect(fileCheck.status, fileCheck.stderr).toBe(0);
+  });
+
   it('key rotation: new keys use the new key, old keys and their answers keep verifying, a used key cannot be removed', async () => {
     const { license: old, policy } = await seedLicense(server);
     const before = (await server.request('GET', '/v1/signing_keys')).body.data;
