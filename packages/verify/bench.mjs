@@ -3,7 +3,7 @@
 // parsing and claim checks) beside raw node:crypto Ed25519 verifications of
 // the same signature, in the same run. `npm run bench` builds first.
 //
-//   node bench.mjs [seconds per measurement, default 2]
+//   node bench.mjs [seconds per measurement, default 2] [rounds, default 3]
 import { createPublicKey, verify, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { verifyKey, createKeySet } from '@keymint/verify';
@@ -19,7 +19,7 @@ const signature = Buffer.from(key.slice(key.lastIndexOf('.') + 1), 'base64url');
 const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: signingKeys.data[0].public_key }, format: 'jwk' });
 const cryptoKey = await webcrypto.subtle.importKey('raw', Buffer.from(signingKeys.data[0].public_key, 'base64url'), { name: 'Ed25519' }, false, ['verify']);
 
-async function measure(name, batch, op) {
+async function measure(batch, op) {
   // Warm up, then count whole batches until the time is up.
   for (let i = 0; i < 200; i++) await op();
   let count = 0;
@@ -31,9 +31,7 @@ async function measure(name, batch, op) {
     count += batchSize;
     now = process.hrtime.bigint();
   }
-  const rate = count / (Number(now - start) / 1e9);
-  console.log(`${name.padEnd(52)} ${Math.round(rate).toLocaleString('en-US').padStart(10)} /s`);
-  return rate;
+  return count / (Number(now - start) / 1e9);
 }
 
 const batchSize = 64;
@@ -55,11 +53,26 @@ const webOp = async () => {
   if (!(await webcrypto.subtle.verify({ name: 'Ed25519' }, cryptoKey, signature, signedPart))) throw new Error('webcrypto verify failed');
 };
 
-console.log(`node ${process.version}, ${seconds} s per measurement, batches of ${batchSize}\n`);
-const raw = await measure('raw node:crypto verify (sync)', sequential, rawOp);
-const web = await measure('raw WebCrypto subtle.verify (awaited one by one)', sequential, webOp);
-const sdk = await measure('SDK verifyKey (awaited one by one)', sequential, sdkOp);
-const sdkConcurrent = await measure('SDK verifyKey (64 in flight)', concurrent, sdkOp);
+// The machine may be busy with other work: the measurements are interleaved
+// over several rounds and each figure is the median, so that a burst of load
+// does not land on one side of the ratio only.
+const rounds = Number(process.argv[3] ?? 3);
+console.log(`node ${process.version}, ${rounds} rounds of ${seconds} s per measurement, batches of ${batchSize}, medians\n`);
+const cases = [
+  ['raw node:crypto verify (sync)', sequential, rawOp],
+  ['raw WebCrypto subtle.verify (awaited one by one)', sequential, webOp],
+  ['SDK verifyKey (awaited one by one)', sequential, sdkOp],
+  ['SDK verifyKey (64 in flight)', concurrent, sdkOp],
+];
+const samples = cases.map(() => []);
+for (let round = 0; round < rounds; round++) {
+  for (const [i, [, batch, op]] of cases.entries()) samples[i].push(await measure(batch, op));
+}
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const [raw, web, sdk, sdkConcurrent] = samples.map(median);
+for (const [i, [name]] of cases.entries()) {
+  console.log(`${name.padEnd(52)} ${Math.round(median(samples[i])).toLocaleString('en-US').padStart(10)} /s`);
+}
 console.log(`
-SDK / raw node:crypto:              ${(sdk / raw).toFixed(2)}  (${(sdkConcurrent / raw).toFixed(2)} with 64 in flight)
+SDK / raw node:crypto:                ${(sdk / raw).toFixed(2)}  (${(sdkConcurrent / raw).toFixed(2)} with 64 in flight)
 SDK / raw WebCrypto (same primitive): ${(sdk / web).toFixed(2)}`);

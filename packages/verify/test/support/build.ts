@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,7 +29,9 @@ export async function ensureBuilt(): Promise<void> {
     try {
       mkdirSync(lock);
     } catch {
-      if (waited > 120_000) throw new Error(`waited two minutes for ${lock}; remove it if no build is running`);
+      // A lock left by a run that was killed mid-build: a build takes seconds, not minutes.
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 180_000) rmSync(lock, { recursive: true, force: true });
+      if (waited > 240_000) throw new Error(`waited four minutes for ${lock}; remove it if no build is running`);
       await new Promise((r) => setTimeout(r, 100));
       continue;
     }
