@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sha256Hex } from '../crypto/secret-box.js';
 import type { Dialect } from '../db/database.js';
@@ -35,6 +36,13 @@ export interface ActivationInput {
   platform?: string | null;
   metadata?: Record<string, string>;
 }
+
+/**
+ * sha256Hex() for the validation hot path: the one-shot `crypto.hash()`
+ * (Node ≥ 20.12) skips the Hash object sha256Hex() builds per call; same
+ * digest, same hex.
+ */
+const keyHash: (key: string) => string = typeof crypto.hash === 'function' ? (key) => crypto.hash('sha256', key, 'hex') : sha256Hex;
 
 const licenseNotFound = () => new DomainError('not_found', 'license_not_found', 'license key not found', 'key');
 
@@ -104,9 +112,11 @@ export class LicenseApiService {
 
   async validate(key: string, request: ValidationRequest): Promise<ValidationResult> {
     const now = this.now();
-    const row = hasKeyShape(key) ? await findLicenseForValidation(this.db, sha256Hex(key), request.fingerprint ?? null, now) : undefined;
+    const row = hasKeyShape(key) ? await findLicenseForValidation(this.db, keyHash(key), request.fingerprint ?? null, now) : undefined;
     if (!row) return { ...validateLicense(null, null, request, now), license: null, device: null };
-    const device = row.device_id === null ? null : { lease_expires_at: row.device_lease_expires_at };
+    // No device columns at all when no fingerprint was presented; null ones when it is not activated.
+    const deviceId = row.device_id ?? null;
+    const device = deviceId === null ? null : { lease_expires_at: row.device_lease_expires_at ?? null };
     const entitlements = effectiveEntitlements(row);
     const verdict = validateLicense(
       {
@@ -127,16 +137,16 @@ export class LicenseApiService {
     );
     this.bookkeeping.note(row.id);
     const deviceResult =
-      row.device_id === null
+      deviceId === null
         ? null
         : deviceView({
-            id: row.device_id,
+            id: deviceId,
             license_id: row.id,
             fingerprint: row.device_fingerprint ?? '',
-            name: row.device_name,
-            platform: row.device_platform,
+            name: row.device_name ?? null,
+            platform: row.device_platform ?? null,
             metadata: row.device_metadata ?? '{}',
-            lease_expires_at: row.device_lease_expires_at,
+            lease_expires_at: row.device_lease_expires_at ?? null,
             last_seen_at: row.device_last_seen_at ?? row.device_created ?? now,
             created: row.device_created ?? now,
           });
