@@ -1,19 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest } from '../../errors.js';
 import type { Services } from '../../services.js';
+import { errorResponses, page } from '../route-helpers.js';
 import * as S from '../schemas.js';
 
-const errors = { '4xx': Type.Ref('Error'), '5xx': Type.Ref('Error') };
+const errors = errorResponses;
 const secured = [{ secretKey: [] }];
-
-const page = (q: { limit?: number; starting_after?: string; ending_before?: string }) => {
-  if (q.starting_after !== undefined && q.ending_before !== undefined) {
-    throw invalidRequest('parameter_invalid', 'pass at most one of starting_after and ending_before', 'ending_before');
-  }
-  return { limit: q.limit ?? 10, starting_after: q.starting_after, ending_before: q.ending_before };
-};
 
 /** Customer email: the delivery log, re-sending a license, and template previews (admin API, secret key). */
 export async function emailRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {

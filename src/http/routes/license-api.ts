@@ -4,9 +4,10 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../errors.js';
 import type { Services } from '../../services.js';
+import { errorResponses } from '../route-helpers.js';
 import * as S from '../schemas.js';
 
-const errors = { '4xx': Type.Ref('Error'), '5xx': Type.Ref('Error') };
+const errors = errorResponses;
 const tags = ['license API'];
 
 type Limiter = (request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;

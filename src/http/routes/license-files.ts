@@ -2,9 +2,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
+import { errorResponses } from '../route-helpers.js';
 import * as S from '../schemas.js';
 
-const errors = { '4xx': Type.Ref('Error'), '5xx': Type.Ref('Error') };
+const errors = errorResponses;
 const strict = { additionalProperties: false } as const;
 const Ttl = Type.Integer({ minimum: 60, maximum: 366 * 86_400, description: "seconds the file may be trusted offline (default 14 days, within the policy's bounds)" });
 

@@ -1,20 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest } from '../../errors.js';
 import type { Services } from '../../services.js';
+import { errorResponses, page, list } from '../route-helpers.js';
 import * as S from '../schemas.js';
 
-const page = (q: { limit?: number; starting_after?: string; ending_before?: string }) => {
-  if (q.starting_after !== undefined && q.ending_before !== undefined) {
-    throw invalidRequest('parameter_invalid', 'pass at most one of starting_after and ending_before', 'ending_before');
-  }
-  return { limit: q.limit ?? 10, starting_after: q.starting_after, ending_before: q.ending_before };
-};
-
-const list = <T>(result: { data: T[]; has_more: boolean }) => ({ object: 'list' as const, ...result });
-
-const errors = { '4xx': Type.Ref('Error'), '5xx': Type.Ref('Error') };
+const errors = errorResponses;
 const secured = [{ secretKey: [] }];
 
 /** Vendor webhooks (secret key): endpoints, their secrets, the delivery log and resends. */
