@@ -15,52 +15,17 @@
  * "4,16") the worker concurrencies to measure, one run each; DATABASE_URL a
  * PostgreSQL server to run against (a fresh database, dropped afterwards).
  */
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { migrateToLatest, openDatabase } from '../src/db/database.js';
 import type { Scope } from '../src/db/schema.js';
+import { freshDatabase } from './database.js';
 
 const EMAILS = Number(process.env.BENCH_EMAILS ?? 2000);
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '4,16').split(',').map(Number);
 
-async function freshDatabase(): Promise<{ dataDir: string; databaseUrl: string | null; drop(): Promise<void> }> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keymint-bench-emails-'));
-  const removeDir = () => fs.rmSync(dataDir, { recursive: true, force: true });
-  const serverUrl = process.env.DATABASE_URL?.trim();
-  if (!serverUrl) return { dataDir, databaseUrl: null, drop: async () => removeDir() };
-  const name = `keymint_bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    dataDir,
-    databaseUrl: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: serverUrl });
-      await c.connect();
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await c.query(`drop database if exists ${name}`);
-          break;
-        } catch (err) {
-          if (attempt >= 50) throw err;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      await c.end();
-      removeDir();
-    },
-  };
-}
 
 async function smtpServer(): Promise<{ url: string; received: () => number; close(): Promise<void> }> {
   let received = 0;

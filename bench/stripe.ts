@@ -14,17 +14,14 @@
  * generator too), so absolute numbers are pessimistic; the ratios are what to
  * read. SQLite by default; DATABASE_URL=postgres://… for PostgreSQL.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
-import pg from 'pg';
 import Stripe from 'stripe';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { migrateToLatest, openDatabase } from '../src/db/database.js';
 import { FakeStripe } from '../test/support/fake-stripe.js';
+import { freshDatabase } from './database.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const PURCHASES = Number(process.env.BENCH_PURCHASES ?? 200);
@@ -34,26 +31,6 @@ const STRIPE_KEY = 'rk_test_keymintBenchRestrictedKey0001';
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const ms = (n: number) => `${n.toFixed(2)} ms`;
 
-async function freshDatabaseUrl(): Promise<{ url: string | null; drop: () => Promise<void> }> {
-  const base = process.env.DATABASE_URL?.trim();
-  if (!base) return { url: null, drop: async () => undefined };
-  const name = `keymint_bench_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
-}
 
 /** autocannon over a fixed list of bodies, each sent once; returns requests per second. */
 async function blast(url: string, bodies: Array<{ body: string; signature: string }>): Promise<{ rps: number; non2xx: number }> {
@@ -79,15 +56,15 @@ async function blast(url: string, bodies: Array<{ body: string; signature: strin
 }
 
 async function main(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keymint-bench-stripe-'));
-  const database = await freshDatabaseUrl();
+  const database = await freshDatabase();
+  const { dataDir } = database;
   const fake = await FakeStripe.start();
   fake.addKey(STRIPE_KEY, { mode: 'test' });
   const config = loadConfig({
     KEYMINT_DATA_DIR: dataDir,
     KEYMINT_STRIPE_API_URL: fake.url,
     KEYMINT_RATE_LIMIT: '0',
-    ...(database.url && { DATABASE_URL: database.url }),
+    ...(database.databaseUrl && { DATABASE_URL: database.databaseUrl }),
   });
   const db = openDatabase({ databaseUrl: config.databaseUrl, dataDir, poolSize: 20 });
   await migrateToLatest(db);
@@ -178,7 +155,6 @@ async function main(): Promise<void> {
   await db.close();
   await fake.close();
   await database.drop();
-  fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
 main().catch((err) => {

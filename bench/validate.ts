@@ -4,15 +4,13 @@
  * the same way. See bench/README.md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { BARE_BODY_ENV, BARE_PATH, type FromServer, type ServerMode, type ToServer } from './messages.js';
+import { freshDatabase } from './database.js';
 import { seed } from './seed.js';
 
 function envInt(name: string, fallback: number): number {
@@ -41,60 +39,6 @@ const GOAL = { ratio: 0.5, p99Ms: 10 };
 const VALIDATE_PATH = '/v1/licenses/validate';
 const SERVER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'server.js');
 
-// ---------------------------------------------------------------------------
-// A fresh database: a temporary data dir, plus a new PostgreSQL database when
-// DATABASE_URL is set (created next to the one it names, dropped afterwards).
-
-interface BenchDatabase {
-  dataDir: string;
-  databaseUrl: string | null;
-  drop(): Promise<void>;
-}
-
-async function freshDatabase(): Promise<BenchDatabase> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keymint-bench-'));
-  const removeDir = () => fs.rmSync(dataDir, { recursive: true, force: true });
-  const serverUrl = process.env.DATABASE_URL?.trim();
-  if (!serverUrl) return { dataDir, databaseUrl: null, drop: async () => removeDir() };
-
-  const name = `keymint_bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  try {
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-  } catch (err) {
-    removeDir();
-    throw err;
-  } finally {
-    await admin.end().catch(() => undefined);
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    dataDir,
-    databaseUrl: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: serverUrl });
-      await c.connect();
-      try {
-        // The server's pool may still be letting go of its connections; retry
-        // rather than WITH (FORCE), which would turn that into errors.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await c.query(`drop database if exists ${name}`);
-            break;
-          } catch (err) {
-            if (attempt >= 50) throw err;
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-        }
-      } finally {
-        await c.end();
-        removeDir();
-      }
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------
 // Servers, each in a child process of its own.
