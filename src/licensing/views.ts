@@ -1,4 +1,4 @@
-import type { DeviceRow, LicenseContextRow } from '../db/repositories/licenses.js';
+import type { DeviceRow, LicenseContextRow, PublicLicenseColumns } from '../db/repositories/licenses.js';
 import { licenseStatus } from './status.js';
 
 export function effectiveEntitlements(l: Pick<LicenseContextRow, 'entitlements_override' | 'policy_entitlements'>): string[] {
@@ -10,26 +10,7 @@ export function effectiveMaxDevices(l: Pick<LicenseContextRow, 'max_devices_over
 }
 
 /** The columns publicLicenseView() reads (the validation query selects only these). */
-export type PublicLicenseFields = Pick<
-  LicenseContextRow,
-  | 'id'
-  | 'product_id'
-  | 'policy_id'
-  | 'expires_at'
-  | 'grace_ends_at'
-  | 'maintenance_ends_at'
-  | 'suspended_at'
-  | 'revoked_at'
-  | 'max_devices_override'
-  | 'entitlements_override'
-  | 'metadata'
-  | 'created'
-  | 'perpetual_fallback'
-  | 'policy_max_devices'
-  | 'policy_entitlements'
-  | 'floating'
-  | 'active_devices'
->;
+export type PublicLicenseFields = PublicLicenseColumns;
 
 /**
  * The license as the vendor's app sees it (public license API, license files).

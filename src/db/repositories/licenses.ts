@@ -63,29 +63,29 @@ export async function findLicenseContext(db: Kysely<Database>, scope: Scope, id:
  * request), the policy's and product's rules, the seat count and the
  * presented device.
  */
-export interface ValidationRow
-  extends Pick<
-    LicenseContextRow,
-    | 'id'
-    | 'product_id'
-    | 'policy_id'
-    | 'expires_at'
-    | 'grace_ends_at'
-    | 'maintenance_ends_at'
-    | 'suspended_at'
-    | 'revoked_at'
-    | 'max_devices_override'
-    | 'entitlements_override'
-    | 'metadata'
-    | 'created'
-    | 'product_code'
-    | 'perpetual_fallback'
-    | 'policy_max_devices'
-    | 'policy_entitlements'
-    | 'floating'
-    | 'require_fingerprint'
-    | 'active_devices'
-  > {
+/** The columns the public view of a license (`publicLicenseView`) reads. */
+export type PublicLicenseColumns = Pick<
+  LicenseContextRow,
+  | 'id'
+  | 'product_id'
+  | 'policy_id'
+  | 'expires_at'
+  | 'grace_ends_at'
+  | 'maintenance_ends_at'
+  | 'suspended_at'
+  | 'revoked_at'
+  | 'max_devices_override'
+  | 'entitlements_override'
+  | 'metadata'
+  | 'created'
+  | 'perpetual_fallback'
+  | 'policy_max_devices'
+  | 'policy_entitlements'
+  | 'floating'
+  | 'active_devices'
+>;
+
+export interface ValidationRow extends PublicLicenseColumns, Pick<LicenseContextRow, 'product_code' | 'require_fingerprint'> {
   /** The device columns are absent (undefined) when no fingerprint was presented: there is no device to look up. */
   device_id?: string | null;
   device_fingerprint?: string | null;
