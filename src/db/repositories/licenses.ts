@@ -24,6 +24,16 @@ function holdsSeat(eb: ExpressionBuilder<Database, 'devices'>, now: number) {
   return eb.or([eb('devices.lease_expires_at', 'is', null), eb('devices.lease_expires_at', '>', now)]);
 }
 
+/** How many of the license's devices hold a seat right now, as the column `active_devices`. */
+function activeDevices(eb: ExpressionBuilder<Database & { l: LicensesTable }, 'l'>, now: number) {
+  return eb
+    .selectFrom('devices')
+    .select((e) => e.fn.countAll<number>().as('n'))
+    .whereRef('devices.license_id', '=', 'l.id')
+    .where((e) => holdsSeat(e, now))
+    .as('active_devices');
+}
+
 function withContext(db: Kysely<Database>, now: number) {
   return db
     .selectFrom('licenses as l')
@@ -39,13 +49,7 @@ function withContext(db: Kysely<Database>, now: number) {
       'p.heartbeat_interval',
       'p.require_fingerprint',
       'p.license_type',
-      (eb) =>
-        eb
-          .selectFrom('devices')
-          .select((e) => e.fn.countAll<number>().as('n'))
-          .whereRef('devices.license_id', '=', 'l.id')
-          .where((e) => holdsSeat(e, now))
-          .as('active_devices'),
+      (eb) => activeDevices(eb, now),
     ]);
 }
 
@@ -126,13 +130,7 @@ function licenseForValidation(db: Kysely<Database>, keyHash: string, now: number
       'p.entitlements as policy_entitlements',
       'p.floating',
       'p.require_fingerprint',
-      (eb) =>
-        eb
-          .selectFrom('devices')
-          .select((e) => e.fn.countAll<number>().as('n'))
-          .whereRef('devices.license_id', '=', 'l.id')
-          .where((e) => holdsSeat(e, now))
-          .as('active_devices'),
+      (eb) => activeDevices(eb, now),
     ])
     .where('l.key_hash', '=', keyHash);
 }

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { Database, DevicesTable, LicenseNoticesTable, LicensesTable } from '../schema.js';
 
 /** What the scheduler's queries return about a license: the row and its policy's type. */
@@ -10,6 +10,20 @@ const accessEndsAt = sql<number>`coalesce(licenses.grace_ends_at, licenses.expir
 /** Every product with its email settings, across accounts and environments. */
 export function listProductSettings(db: Kysely<Database>) {
   return db.selectFrom('products').select(['id', 'account_id', 'env', 'email_settings']).execute();
+}
+
+/** No notice of `kind` was recorded yet for the license's current expiry (one event per license and expiry). */
+function noNoticeYet(eb: ExpressionBuilder<Database, 'licenses' | 'policies'>, kind: 'expiring_soon' | 'expired') {
+  return eb.not(
+    eb.exists(
+      eb
+        .selectFrom('license_notices')
+        .select('license_notices.license_id')
+        .whereRef('license_notices.license_id', '=', 'licenses.id')
+        .where('license_notices.kind', '=', kind)
+        .whereRef('license_notices.expires_at', '=', 'licenses.expires_at'),
+    ),
+  );
 }
 
 /**
@@ -26,17 +40,7 @@ export function findLicensesExpiringSoon(db: Kysely<Database>, productId: string
     .where('licenses.expires_at', '>', now)
     .where('licenses.expires_at', '<=', until)
     .where((eb) => eb.or([eb('licenses.revoked_at', 'is', null), eb('licenses.revoked_at', '>', now)]))
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('license_notices')
-            .select('license_notices.license_id')
-            .whereRef('license_notices.license_id', '=', 'licenses.id')
-            .where('license_notices.kind', '=', 'expiring_soon')
-            .whereRef('license_notices.expires_at', '=', 'licenses.expires_at'),
-        ),
-      ),
-    )
+    .where((eb) => noNoticeYet(eb, 'expiring_soon'))
     .orderBy('licenses.expires_at')
     .limit(limit)
     .execute() as Promise<ScheduledLicense[]>;
@@ -55,17 +59,7 @@ export function findLicensesLapsed(db: Kysely<Database>, now: number, since: num
     .where(accessEndsAt, '<=', now)
     .where(accessEndsAt, '>', since)
     .where((eb) => eb.or([eb('licenses.revoked_at', 'is', null), eb('licenses.revoked_at', '>', now)]))
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('license_notices')
-            .select('license_notices.license_id')
-            .whereRef('license_notices.license_id', '=', 'licenses.id')
-            .where('license_notices.kind', '=', 'expired')
-            .whereRef('license_notices.expires_at', '=', 'licenses.expires_at'),
-        ),
-      ),
-    )
+    .where((eb) => noNoticeYet(eb, 'expired'))
     .orderBy(accessEndsAt)
     .limit(limit)
     .execute() as Promise<ScheduledLicense[]>;
