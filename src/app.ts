@@ -9,6 +9,7 @@ import { createSecretBox, loadMasterKey } from './crypto/secret-box.js';
 import { openDatabase, type Db } from './db/database.js';
 import { invalidRequest } from './errors.js';
 import { requireSecretKey } from './http/auth.js';
+import { deferredChildLoggers } from './http/request-logger.js';
 import { installErrorHandling, routingError } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
 import { databaseRateLimitStore } from './http/rate-limit-store.js';
@@ -120,6 +121,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 
   const app = Fastify({
     logger: options.logger === false ? false : { level: config.logLevel },
+    ...(options.logger !== false && { childLoggerFactory: deferredChildLoggers }),
     bodyLimit: BODY_LIMIT,
     genReqId: () => newId('request'),
     requestIdHeader: false,

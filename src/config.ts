@@ -26,6 +26,8 @@ export interface Config {
   readonly logLevel: string;
   /** Trust `X-Forwarded-For` from a reverse proxy when deriving the client IP. */
   readonly trustProxy: boolean;
+  /** Validation answers kept in memory (SQLite only); 0 = every validation reads the database. */
+  readonly validationCacheSize: number;
 }
 
 export class ConfigError extends Error {}
@@ -96,6 +98,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     webhookTimeoutMs: integer(env, 'KEYMINT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     logLevel: env.KEYMINT_LOG_LEVEL?.trim() || 'info',
     trustProxy: bool(env, 'KEYMINT_TRUST_PROXY'),
+    validationCacheSize: integer(env, 'KEYMINT_VALIDATION_CACHE', 100_000, 0, 10_000_000),
     ...overrides,
   };
   return Object.freeze(config);

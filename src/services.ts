@@ -16,6 +16,7 @@ import { JobService } from './jobs/jobs.js';
 import type { JobHandler } from './jobs/worker.js';
 import { CatalogService } from './licensing/catalog.js';
 import { LicenseApiService } from './licensing/license-api.js';
+import { ValidationCache } from './licensing/validation-cache.js';
 import { LicenseFileService } from './licensing/license-files.js';
 import { LicenseService } from './licensing/licenses.js';
 import { SigningKeyService } from './licensing/signing-keys.js';
@@ -62,7 +63,9 @@ export function createServices(db: Db, box: SecretBox, now: () => number, config
   const catalog = new CatalogService(db.kysely, events, now);
   const customers = new CustomerService(db.kysely, events, now);
   licenses = new LicenseService(db.kysely, db.dialect, catalog, customers, signingKeys, events, now);
-  const licenseApi = new LicenseApiService(db.kysely, db.dialect, events, now);
+  // Only where every write that changes an answer is reported (SQLite); see docs/design.md, "Hot path".
+  const validationCache = db.changes && config.validationCacheSize > 0 ? new ValidationCache(db.changes, config.validationCacheSize) : null;
+  const licenseApi = new LicenseApiService(db.kysely, db.dialect, events, now, validationCache);
   const emails = new EmailService(db.kysely, box, jobs, licenses, config, now);
   const stripeConnections = new StripeConnectionService(db.kysely, box, config.publicUrl, config.stripeApiUrl, now);
   const priceMappings = new PriceMappingService(db.kysely, catalog, now);

@@ -10,12 +10,15 @@ import * as m0004 from './migrations/0004-email.js';
 import * as m0005 from './migrations/0005-webhooks.js';
 import * as m0006 from './migrations/0006-license-files.js';
 import type { Database } from './schema.js';
+import { SqliteChangeWatch, type ChangeWatch } from './change-watch.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
 export interface Db {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /** Reports changes to what license validation reads; SQLite only (null on PostgreSQL, see docs/design.md). */
+  changes: ChangeWatch | null;
   close(): Promise<void>;
 }
 
@@ -75,7 +78,7 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
       },
     });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, dialect: 'postgres', close: () => kysely.destroy() };
+    return { kysely, dialect: 'postgres', changes: null, close: () => kysely.destroy() };
   }
   fs.mkdirSync(options.dataDir, { recursive: true });
   const sqlite = new SQLite(path.join(options.dataDir, 'keymint.sqlite'));
@@ -90,7 +93,7 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
   // It fills only as pages are read.
   sqlite.pragma('cache_size = -65536');
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
+  return { kysely, dialect: 'sqlite', changes: new SqliteChangeWatch(sqlite), close: () => kysely.destroy() };
 }
 
 const migrations: Record<string, Migration> = {

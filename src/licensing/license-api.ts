@@ -14,6 +14,7 @@ import {
   updateDevice,
   type DeviceRow,
   type LicenseRow,
+  type ValidationRow,
 } from '../db/repositories/licenses.js';
 import type { Database, Scope } from '../db/schema.js';
 import { DomainError, conflict, permission } from '../errors.js';
@@ -22,6 +23,7 @@ import { newId } from '../ids.js';
 import { hasKeyShape } from './license-key.js';
 import { licenseStatus } from './status.js';
 import { validateLicense, type ValidationRequest, type Verdict } from './validation.js';
+import type { ValidationCache, ValidationInputs } from './validation-cache.js';
 import { deviceView, effectiveEntitlements, effectiveMaxDevices, publicLicenseView, type DeviceView, type PublicLicenseView } from './views.js';
 
 export interface ValidationResult extends Verdict {
@@ -53,13 +55,23 @@ const TOUCH_CHUNK = 100;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
+ * "Last validated" is kept to the minute: a license validated again less
+ * than this long after its last write is not written again. An app that
+ * validates every few seconds would otherwise cost a row write each time.
+ */
+const LAST_VALIDATED_RESOLUTION_SECONDS = 60;
+
+/**
  * "Last validated" is bookkeeping, not part of the answer, so it stays off
  * the request path: validations are collected in memory and written every
- * few seconds, in small UPDATEs with the event loop served between them.
- * Losing a few seconds of it in a crash is acceptable.
+ * few seconds, in small UPDATEs with the event loop served between them, and
+ * at most once a minute per license. Losing a few seconds of it in a crash
+ * is acceptable.
  */
 class ValidationBookkeeping {
   private pending = new Set<string>();
+  /** When each license's `last_validated_at` was last written, oldest first (for pruning). */
+  private readonly written = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -69,7 +81,9 @@ class ValidationBookkeeping {
     private readonly intervalMs: number,
   ) {}
 
-  note(licenseId: string): void {
+  note(licenseId: string, now: number): void {
+    const at = this.written.get(licenseId);
+    if (at !== undefined && now >= at && now - at < LAST_VALIDATED_RESOLUTION_SECONDS) return;
     this.pending.add(licenseId);
     this.timer ??= setTimeout(() => void this.flush(), this.intervalMs).unref();
   }
@@ -88,9 +102,81 @@ class ValidationBookkeeping {
     this.pending = new Set();
     for (let i = 0; i < ids.length; i += TOUCH_CHUNK) {
       if (i > 0) await yieldToEventLoop();
-      await touchLicensesValidated(this.db, ids.slice(i, i + TOUCH_CHUNK), this.now()).catch(() => undefined);
+      const chunk = ids.slice(i, i + TOUCH_CHUNK);
+      const at = this.now();
+      const done = await touchLicensesValidated(this.db, chunk, at).then(
+        () => true,
+        () => false,
+      );
+      if (!done) continue;
+      for (const id of chunk) {
+        // Re-inserted, so the map stays ordered by write time.
+        this.written.delete(id);
+        this.written.set(id, at);
+      }
+    }
+    this.prune(this.now());
+  }
+
+  /** Forgets writes older than the resolution: those licenses are written again at their next validation anyway. */
+  private prune(now: number): void {
+    for (const [id, at] of this.written) {
+      if (now >= at && now - at < LAST_VALIDATED_RESOLUTION_SECONDS) break;
+      this.written.delete(id);
     }
   }
+}
+
+/**
+ * Everything an answer about this license (and presented device) is made
+ * from, computed once: the verdict's subject and the public views. It holds
+ * until `freshUntil`, the first of the row's future timestamps at which a
+ * part derived from the clock changes.
+ */
+function validationInputs(row: ValidationRow, now: number): ValidationInputs {
+  // No device columns at all when no fingerprint was presented; null ones when it is not activated.
+  const deviceId = row.device_id ?? null;
+  const entitlements = effectiveEntitlements(row);
+  return {
+    licenseId: row.id,
+    subject: {
+      revoked_at: row.revoked_at,
+      suspended_at: row.suspended_at,
+      expires_at: row.expires_at,
+      grace_ends_at: row.grace_ends_at,
+      product_id: row.product_id,
+      product_code: row.product_code,
+      perpetual_fallback: row.perpetual_fallback === 1,
+      floating: row.floating === 1,
+      require_fingerprint: row.require_fingerprint === 1,
+      entitlements,
+    },
+    device: deviceId === null ? null : { lease_expires_at: row.device_lease_expires_at ?? null },
+    license: publicLicenseView(row, now, entitlements),
+    deviceView:
+      deviceId === null
+        ? null
+        : deviceView({
+            id: deviceId,
+            license_id: row.id,
+            fingerprint: row.device_fingerprint ?? '',
+            name: row.device_name ?? null,
+            platform: row.device_platform ?? null,
+            metadata: row.device_metadata ?? '{}',
+            lease_expires_at: row.device_lease_expires_at ?? null,
+            last_seen_at: row.device_last_seen_at ?? row.device_created ?? now,
+            created: row.device_created ?? now,
+          }),
+    computedAt: now,
+    freshUntil: firstAfter(now, [row.revoked_at, row.suspended_at, row.expires_at, row.grace_ends_at, row.device_lease_expires_at ?? null, row.next_lease_lapse]),
+  };
+}
+
+/** The earliest of `times` later than `now`; Infinity when there is none. */
+function firstAfter(now: number, times: (number | null)[]): number {
+  let first = Infinity;
+  for (const t of times) if (t !== null && t > now && t < first) first = t;
+  return first;
 }
 
 /**
@@ -106,51 +192,38 @@ export class LicenseApiService {
     private readonly dialect: Dialect,
     private readonly events: EventLog,
     private readonly now: () => number,
+    /** Null: every validation reads the database (PostgreSQL, or turned off). */
+    private readonly cache: ValidationCache | null = null,
   ) {
     this.bookkeeping = new ValidationBookkeeping(db, now, 5_000);
   }
 
-  async validate(key: string, request: ValidationRequest): Promise<ValidationResult> {
+  /**
+   * The answer to `POST /v1/licenses/validate`. Synchronous when it comes
+   * from memory (no promise, no microtask: this is the hot path), a promise
+   * when the database must be read.
+   */
+  validate(key: string, request: ValidationRequest): ValidationResult | Promise<ValidationResult> {
     const now = this.now();
-    const row = hasKeyShape(key) ? await findLicenseForValidation(this.db, keyHash(key), request.fingerprint ?? null, now) : undefined;
+    const fingerprint = request.fingerprint ?? null;
+    const inputs = this.cache?.get(key, fingerprint, now);
+    if (inputs !== undefined) return this.answer(inputs, request, now);
+    return this.validateFromDatabase(key, fingerprint, request, now);
+  }
+
+  private async validateFromDatabase(key: string, fingerprint: string | null, request: ValidationRequest, now: number): Promise<ValidationResult> {
+    if (!hasKeyShape(key)) return { ...validateLicense(null, null, request, now), license: null, device: null };
+    const generation = this.cache?.generation() ?? 0;
+    const row = await findLicenseForValidation(this.db, keyHash(key), fingerprint, now);
     if (!row) return { ...validateLicense(null, null, request, now), license: null, device: null };
-    // No device columns at all when no fingerprint was presented; null ones when it is not activated.
-    const deviceId = row.device_id ?? null;
-    const device = deviceId === null ? null : { lease_expires_at: row.device_lease_expires_at ?? null };
-    const entitlements = effectiveEntitlements(row);
-    const verdict = validateLicense(
-      {
-        revoked_at: row.revoked_at,
-        suspended_at: row.suspended_at,
-        expires_at: row.expires_at,
-        grace_ends_at: row.grace_ends_at,
-        product_id: row.product_id,
-        product_code: row.product_code,
-        perpetual_fallback: row.perpetual_fallback === 1,
-        floating: row.floating === 1,
-        require_fingerprint: row.require_fingerprint === 1,
-        entitlements,
-      },
-      device,
-      request,
-      now,
-    );
-    this.bookkeeping.note(row.id);
-    const deviceResult =
-      deviceId === null
-        ? null
-        : deviceView({
-            id: deviceId,
-            license_id: row.id,
-            fingerprint: row.device_fingerprint ?? '',
-            name: row.device_name ?? null,
-            platform: row.device_platform ?? null,
-            metadata: row.device_metadata ?? '{}',
-            lease_expires_at: row.device_lease_expires_at ?? null,
-            last_seen_at: row.device_last_seen_at ?? row.device_created ?? now,
-            created: row.device_created ?? now,
-          });
-    return { ...verdict, license: publicLicenseView(row, now, entitlements), device: deviceResult };
+    const inputs = validationInputs(row, now);
+    this.cache?.set(key, fingerprint, inputs, generation);
+    return this.answer(inputs, request, now);
+  }
+
+  private answer(inputs: ValidationInputs, request: ValidationRequest, now: number): ValidationResult {
+    this.bookkeeping.note(inputs.licenseId, now);
+    return { ...validateLicense(inputs.subject, inputs.device, request, now), license: inputs.license, device: inputs.deviceView };
   }
 
   /**

@@ -1,6 +1,6 @@
 import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Updateable } from 'kysely';
 import type { Dialect } from '../database.js';
-import type { Database, DevicesTable, LicensesTable, Scope } from '../schema.js';
+import type { Database, DevicesTable, LicensesTable, PoliciesTable, Scope } from '../schema.js';
 import { paginate, type PageParams } from './pagination.js';
 
 export type LicenseRow = LicensesTable;
@@ -32,6 +32,27 @@ function activeDevices(eb: ExpressionBuilder<Database & { l: LicensesTable }, 'l
     .whereRef('devices.license_id', '=', 'l.id')
     .where((e) => holdsSeat(e, now))
     .as('active_devices');
+}
+
+/**
+ * When the seat count next drops by itself: the earliest lease, still
+ * running, of a floating license's devices (null for other licenses, whose
+ * devices hold their seats until deactivated). Answers computed now hold
+ * until then.
+ */
+function nextLeaseLapse(eb: ExpressionBuilder<Database & { l: LicensesTable; p: PoliciesTable }, 'l' | 'p'>, now: number) {
+  return eb
+    .case()
+    .when('p.floating', '=', eb.lit(1))
+    .then(
+      eb
+        .selectFrom('devices')
+        .select((e) => e.fn.min<number>('devices.lease_expires_at').as('at'))
+        .whereRef('devices.license_id', '=', 'l.id')
+        .where('devices.lease_expires_at', '>', now),
+    )
+    .end()
+    .as('next_lease_lapse');
 }
 
 function withContext(db: Kysely<Database>, now: number) {
@@ -90,6 +111,8 @@ export type PublicLicenseColumns = Pick<
 >;
 
 export interface ValidationRow extends PublicLicenseColumns, Pick<LicenseContextRow, 'product_code' | 'require_fingerprint'> {
+  /** Floating licenses: when the next running lease lapses (and `active_devices` drops); null otherwise. */
+  next_lease_lapse: number | null;
   /** The device columns are absent (undefined) when no fingerprint was presented: there is no device to look up. */
   device_id?: string | null;
   device_fingerprint?: string | null;
@@ -131,6 +154,7 @@ function licenseForValidation(db: Kysely<Database>, keyHash: string, now: number
       'p.floating',
       'p.require_fingerprint',
       (eb) => activeDevices(eb, now),
+      (eb) => nextLeaseLapse(eb, now),
     ])
     .where('l.key_hash', '=', keyHash);
 }
@@ -269,7 +293,12 @@ export async function updateLicense(db: Kysely<Database>, id: string, changes: U
   await db.updateTable('licenses').set(changes).where('id', '=', id).execute();
 }
 
-/** Deferred "last validated" bookkeeping, written in batches off the request path. */
+/**
+ * Deferred "last validated" bookkeeping, written in batches off the request
+ * path. The only write of `last_validated_at`, and it writes nothing else:
+ * the change watch (src/db/change-watch.ts) leaves exactly such updates
+ * unreported, since no answer shows the column.
+ */
 export async function touchLicensesValidated(db: Kysely<Database>, ids: string[], at: number): Promise<void> {
   if (ids.length === 0) return;
   await db.updateTable('licenses').set({ last_validated_at: at }).where('id', 'in', ids).execute();

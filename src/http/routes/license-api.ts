@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../errors.js';
+import type { ValidationResult } from '../../licensing/license-api.js';
 import type { Services } from '../../services.js';
 import { errorResponses } from '../route-helpers.js';
 import * as S from '../schemas.js';
@@ -51,10 +52,10 @@ export async function licenseApiRoutes(fastify: FastifyInstance, { services, rat
   app.post(
     '/v1/licenses/validate',
     { ...limited, schema: { tags, summary: 'Validate a license key', body: S.ValidateRequest, response: { 200: S.ValidateResponse, ...errors } } },
-    async (req) => {
+    // Not async: an answer from memory is sent without a promise (see LicenseApiService.validate).
+    (req) => {
       const { key, fingerprint, product, entitlements, nonce } = req.body;
-      const result = await api.validate(key, { fingerprint, product, entitlements });
-      return {
+      const answer = (result: ValidationResult) => ({
         object: 'license_validation' as const,
         valid: result.valid,
         code: result.code,
@@ -63,7 +64,9 @@ export async function licenseApiRoutes(fastify: FastifyInstance, { services, rat
         device: result.device,
         ...(nonce !== undefined && { nonce }),
         ts: services.now(),
-      };
+      });
+      const result = api.validate(key, { fingerprint, product, entitlements });
+      return result instanceof Promise ? result.then(answer) : answer(result);
     },
   );
 
