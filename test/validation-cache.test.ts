@@ -1,0 +1,191 @@
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dialectUnderTest, seedLicense, startServer, type TestServer } from './support/harness.js';
+
+/**
+ * Validation answers come from memory once a key has been validated (on
+ * SQLite; see docs/design.md, "Hot path"). Whatever changes a license must
+ * change its very next answer: each test validates twice first, so the answer
+ * is the remembered one, then changes something and validates again. The
+ * same tests run with the cache off, where they must hold just the same.
+ */
+describe.each([
+  { cache: 'on (default)', env: {} },
+  { cache: 'off', env: { KEYMINT_VALIDATION_CACHE: '0' } },
+])('validation answers with the cache $cache', ({ env }) => {
+  let server: TestServer;
+  const validate = async (body: Record<string, unknown>) => {
+    const res = await server.request('POST', '/v1/licenses/validate', { key: null, body });
+    expect(res.status).toBe(200);
+    return res.body;
+  };
+  /** Validates twice (the second answer comes from memory when the cache is on) and returns the answer. */
+  const remembered = async (body: Record<string, unknown>) => {
+    const first = await validate(body);
+    const second = await validate(body);
+    expect({ ...second, ts: first.ts }).toEqual(first);
+    return second;
+  };
+  const activate = (key: string, fingerprint: string) => server.request('POST', '/v1/licenses/activate', { key: null, body: { key, fingerprint } });
+
+  beforeAll(async () => {
+    server = await startServer({ env });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('follow suspension, reinstatement and revocation at once', async () => {
+    const { license } = await seedLicense(server);
+    expect((await remembered({ key: license.key })).code).toBe('VALID');
+    await server.request('POST', `/v1/licenses/${license.id}/suspend`);
+    expect((await remembered({ key: license.key })).code).toBe('SUSPENDED');
+    await server.request('POST', `/v1/licenses/${license.id}/reinstate`);
+    expect((await remembered({ key: license.key })).code).toBe('VALID');
+    await server.request('POST', `/v1/licenses/${license.id}/revoke`);
+    expect(await validate({ key: license.key })).toMatchObject({ code: 'REVOKED', license: { status: 'revoked' } });
+  });
+
+  it("follow a license's overrides, metadata and renewal", async () => {
+    const { license } = await seedLicense(server, { policy: { license_type: 'timed', duration: '30d', entitlements: ['basic'], max_devices: 1 } });
+    expect((await remembered({ key: license.key, entitlements: ['ai'] })).code).toBe('ENTITLEMENTS_MISSING');
+    const updated = await server.request('POST', `/v1/licenses/${license.id}`, { body: { entitlements: ['basic', 'ai'], max_devices: 4, metadata: { seat: 'a' } } });
+    expect(updated.status).toBe(200);
+    expect(await remembered({ key: license.key, entitlements: ['ai'] })).toMatchObject({
+      code: 'VALID',
+      license: { entitlements: ['basic', 'ai'], max_devices: 4, metadata: { seat: 'a' } },
+    });
+    const renewed = await server.request('POST', `/v1/licenses/${license.id}/renew`);
+    expect(renewed.body.expires_at).toBeGreaterThan(license.expires_at);
+    expect((await validate({ key: license.key })).license.expires_at).toBe(renewed.body.expires_at);
+  });
+
+  it("follow changes to the license's policy and product", async () => {
+    const { license, policy, product } = await seedLicense(server, {
+      policy: { license_type: 'timed', duration: '30d', entitlements: ['basic'] },
+      license: { expires_at: server.clock.now() - 60 },
+    });
+    expect((await remembered({ key: license.key })).code).toBe('EXPIRED');
+    await server.request('POST', `/v1/products/${product.id}`, { body: { perpetual_fallback: true } });
+    expect((await remembered({ key: license.key })).code).toBe('FALLBACK');
+    await server.request('POST', `/v1/licenses/${license.id}`, { body: { expires_at: server.clock.now() + 3_600 } });
+    expect((await remembered({ key: license.key, entitlements: ['pro'] })).code).toBe('ENTITLEMENTS_MISSING');
+    await server.request('POST', `/v1/policies/${policy.id}`, { body: { entitlements: ['basic', 'pro'] } });
+    expect(await validate({ key: license.key, entitlements: ['pro'] })).toMatchObject({ code: 'VALID', license: { entitlements: ['basic', 'pro'] } });
+  });
+
+  it('follow activations and deactivations, for the device and for the seat count', async () => {
+    const { license } = await seedLicense(server, { policy: { max_devices: 2 } });
+    expect(await remembered({ key: license.key, fingerprint: 'desk' })).toMatchObject({ code: 'DEVICE_NOT_ACTIVATED', device: null });
+    expect((await remembered({ key: license.key })).license.active_devices).toBe(0);
+    const device = (await activate(license.key, 'desk')).body;
+    expect(await remembered({ key: license.key, fingerprint: 'desk' })).toMatchObject({ code: 'VALID', device: { id: device.id } });
+    expect((await remembered({ key: license.key })).license.active_devices).toBe(1);
+    const removed = await server.request('DELETE', `/v1/devices/${device.id}`);
+    expect(removed.status).toBe(200);
+    expect(await validate({ key: license.key, fingerprint: 'desk' })).toMatchObject({ code: 'DEVICE_NOT_ACTIVATED', device: null });
+    expect((await validate({ key: license.key })).license.active_devices).toBe(0);
+  });
+
+  it('follow the clock: grace period, expiry, and a floating lease lapsing for its device and for the seat count', async () => {
+    const start = server.clock.now();
+    try {
+      const timed = (await seedLicense(server, { policy: { license_type: 'timed', duration: '30d', grace_period: '7d' } })).license;
+      expect(await remembered({ key: timed.key })).toMatchObject({ code: 'VALID', message: 'license is valid' });
+      server.clock.set(timed.expires_at);
+      expect(await remembered({ key: timed.key })).toMatchObject({ code: 'VALID', message: 'license is valid (in grace period)' });
+      server.clock.set(timed.grace_ends_at);
+      expect(await validate({ key: timed.key })).toMatchObject({ code: 'EXPIRED', license: { status: 'expired' } });
+
+      server.clock.set(start);
+      const floating = (await seedLicense(server, { policy: { floating: true, heartbeat_interval: 60, max_devices: 2 } })).license;
+      await activate(floating.key, 'f-1');
+      server.clock.advance(30);
+      await activate(floating.key, 'f-2');
+      expect((await remembered({ key: floating.key })).license.active_devices).toBe(2);
+      expect((await remembered({ key: floating.key, fingerprint: 'f-1' })).code).toBe('VALID');
+      // f-1's lease (taken at start, 60 s) lapses; f-2's still runs.
+      server.clock.set(start + 60);
+      expect((await validate({ key: floating.key, fingerprint: 'f-1' })).code).toBe('HEARTBEAT_DEAD');
+      expect((await validate({ key: floating.key })).license.active_devices).toBe(1);
+      expect((await validate({ key: floating.key, fingerprint: 'f-2' })).code).toBe('VALID');
+    } finally {
+      server.clock.set(start);
+    }
+  });
+
+  it('answer as of the earlier time when the clock goes back', async () => {
+    const start = server.clock.now();
+    try {
+      const { license } = await seedLicense(server, { policy: { license_type: 'timed', duration: '30d' } });
+      server.clock.set(license.expires_at + 1);
+      expect((await remembered({ key: license.key })).code).toBe('EXPIRED');
+      server.clock.set(start);
+      expect((await validate({ key: license.key })).code).toBe('VALID');
+    } finally {
+      server.clock.set(start);
+    }
+  });
+
+  it.runIf(dialectUnderTest === 'sqlite')('follow a change another process commits to the database file', async () => {
+    const { license } = await seedLicense(server);
+    expect((await remembered({ key: license.key })).code).toBe('VALID');
+    // A second connection is what another process on the same file would be: its commits fire none of this server's triggers.
+    const other = new SQLite(path.join(server.config.dataDir, 'keymint.sqlite'));
+    try {
+      other.prepare('UPDATE licenses SET suspended_at = ? WHERE id = ?').run(server.clock.now() - 1, license.id);
+    } finally {
+      other.close();
+    }
+    expect((await validate({ key: license.key })).code).toBe('SUSPENDED');
+  });
+
+  it('never answer from memory for a key that differs from a remembered one, whatever it contains', async () => {
+    const { license } = await seedLicense(server, { policy: { max_devices: 2 } });
+    await activate(license.key, 'pc');
+    expect((await remembered({ key: license.key, fingerprint: 'pc' })).code).toBe('VALID');
+    expect((await remembered({ key: license.key })).code).toBe('VALID');
+    // Strings that a careless cache key (key + separator + fingerprint) would confuse with the ones above.
+    for (const body of [{ key: `${license.key}:pc` }, { key: `${license.key}pc` }, { key: `${license.key}\u0000pc` }, { key: `k${license.key}` }]) {
+      expect(await validate(body)).toMatchObject({ code: 'NOT_FOUND', license: null });
+    }
+  });
+
+  it('record when each license was last validated', async () => {
+    const { license } = await seedLicense(server);
+    expect((await server.request('GET', `/v1/licenses/${license.id}`)).body.last_validated_at).toBeNull();
+    await remembered({ key: license.key });
+    // Written in batches off the request path; closing writes what is pending (as a shutdown does).
+    await server.app.services.licenseApi.close();
+    expect((await server.request('GET', `/v1/licenses/${license.id}`)).body.last_validated_at).toBe(server.clock.now());
+  });
+});
+
+describe.runIf(dialectUnderTest === 'sqlite')('the validation cache under a small size bound', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ env: { KEYMINT_VALIDATION_CACHE: '2' } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers every key right as older keys are pushed out, and changes still reach pushed-out keys', async () => {
+    const licenses = [];
+    for (let i = 0; i < 5; i++) licenses.push((await seedLicense(server)).license);
+    for (let round = 0; round < 2; round++) {
+      for (const license of licenses) {
+        const res = await server.request('POST', '/v1/licenses/validate', { key: null, body: { key: license.key } });
+        expect(res.body).toMatchObject({ code: 'VALID', license: { id: license.id } });
+      }
+    }
+    await server.request('POST', `/v1/licenses/${licenses[0]!.id}/revoke`);
+    await server.request('POST', `/v1/licenses/${licenses[4]!.id}/revoke`);
+    // Newest first: the revoked licenses[4] is still remembered, licenses[0] long pushed out.
+    for (const [i, license] of [...licenses.entries()].reverse()) {
+      const res = await server.request('POST', '/v1/licenses/validate', { key: null, body: { key: license.key } });
+      expect(res.body.code).toBe(i === 0 || i === 4 ? 'REVOKED' : 'VALID');
+    }
+  });
+});
