@@ -11,8 +11,8 @@ import { dialectUnderTest, seedLicense, startServer, type TestServer } from './s
  * same tests run with the cache off, where they must hold just the same.
  */
 describe.each([
-  { cache: 'on (default)', env: {} },
-  { cache: 'off', env: { KEYMINT_VALIDATION_CACHE: '0' } },
+  { cache: 'on (default)', env: {} as Record<string, string> },
+  { cache: 'off', env: { KEYMINT_VALIDATION_CACHE: '0' } as Record<string, string> },
 ])('validation answers with the cache $cache', ({ env }) => {
   let server: TestServer;
   const validate = async (body: Record<string, unknown>) => {

@@ -29,15 +29,12 @@ const FUNCTION = 'keymint_changed';
  * they live in this connection only, are not part of the schema, and cannot
  * break another program that opens the file (the sqlite3 shell, a backup
  * tool), which would not know the function they call.
- *
- * The one write left out on purpose is the "last validated" bookkeeping
- * (`touchLicensesValidated`), the only statement that changes
- * `last_validated_at`: it is not part of any answer, and reporting it would
- * throw away every cached answer it touches every few seconds.
+ * ("Last validated" bookkeeping lives in a table of its own,
+ * license_activity, which no answer reads and no trigger watches.)
  */
 const TRIGGERS: Record<string, string> = {
   licenses_insert: `AFTER INSERT ON main.licenses BEGIN SELECT ${FUNCTION}(new.id); END`,
-  licenses_update: `AFTER UPDATE ON main.licenses WHEN old.last_validated_at IS new.last_validated_at BEGIN SELECT ${FUNCTION}(old.id); SELECT ${FUNCTION}(new.id); END`,
+  licenses_update: `AFTER UPDATE ON main.licenses BEGIN SELECT ${FUNCTION}(old.id); SELECT ${FUNCTION}(new.id); END`,
   licenses_delete: `AFTER DELETE ON main.licenses BEGIN SELECT ${FUNCTION}(old.id); END`,
   devices_insert: `AFTER INSERT ON main.devices BEGIN SELECT ${FUNCTION}(new.license_id); END`,
   devices_update: `AFTER UPDATE ON main.devices BEGIN SELECT ${FUNCTION}(old.license_id); SELECT ${FUNCTION}(new.license_id); END`,

@@ -9,6 +9,7 @@ import * as m0003 from './migrations/0003-stripe.js';
 import * as m0004 from './migrations/0004-email.js';
 import * as m0005 from './migrations/0005-webhooks.js';
 import * as m0006 from './migrations/0006-license-files.js';
+import * as m0007 from './migrations/0007-license-activity.js';
 import type { Database } from './schema.js';
 import { SqliteChangeWatch, type ChangeWatch } from './change-watch.js';
 
@@ -103,6 +104,7 @@ const migrations: Record<string, Migration> = {
   '0004-email': m0004,
   '0005-webhooks': m0005,
   '0006-license-files': m0006,
+  '0007-license-activity': m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -107,7 +107,6 @@ export interface LicensesTable {
   max_devices_override: number | null;
   entitlements_override: string | null;
   metadata: string;
-  last_validated_at: number | null;
   created: number;
   updated: number;
   /** The Stripe objects this license was fulfilled from; unique per environment. */
@@ -120,6 +119,12 @@ export interface LicensesTable {
   /** Why the license is suspended, so that only the matching event lifts it. */
   suspension_reason: SuspensionReason | null;
   cancel_at_period_end: Bool;
+}
+
+/** Bookkeeping written by validation, kept apart from the wide license row (migration 0007). */
+export interface LicenseActivityTable {
+  license_id: string;
+  last_validated_at: number;
 }
 
 export type SuspensionReason = 'manual' | 'payment_failed' | 'dispute' | 'subscription_status';
@@ -331,6 +336,7 @@ export interface Database {
   policies: PoliciesTable;
   customers: CustomersTable;
   licenses: LicensesTable;
+  license_activity: LicenseActivityTable;
   devices: DevicesTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;

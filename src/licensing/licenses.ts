@@ -133,7 +133,6 @@ export class LicenseService {
       max_devices_override: spec.maxDevices ?? null,
       entitlements_override: spec.entitlements ? JSON.stringify([...new Set(spec.entitlements)]) : null,
       metadata: JSON.stringify(spec.metadata ?? {}),
-      last_validated_at: null,
       created: now,
       updated: now,
       fulfilment_key: spec.fulfilmentKey ?? null,

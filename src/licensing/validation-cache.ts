@@ -31,18 +31,36 @@ export interface ValidationInputs {
  */
 const MAX_AGE_SECONDS = 300;
 
+/** What is remembered for one license key: the answer without a fingerprint, and those for its activated devices. */
+interface KeyEntry {
+  licenseId: string;
+  plain: ValidationInputs | undefined;
+  devices: Map<string, ValidationInputs> | undefined;
+}
+
+/**
+ * Devices remembered per key. Only activated devices are kept at all (an
+ * unknown fingerprint is answered from the database), so this only bounds a
+ * license with a very large device limit.
+ */
+const MAX_DEVICES_PER_KEY = 100;
+
 /**
  * Validation answers' inputs kept in memory, so a key validated again (every
  * installed copy of an app does, at every start or every few minutes) costs
- * no database read. A bounded LRU, keyed by license key and fingerprint.
+ * no database read. A bounded LRU of license keys; under each, the answer
+ * without a fingerprint and one per activated device.
  *
- * Correct because every write that could change an answer empties the
- * entries of its license before anyone can read them again: the database's
- * change watch (src/db/change-watch.ts) reports each one synchronously, from
- * inside the statement, and reports other processes' writes as "anything
- * changed". Answers derived from the clock are bounded by `freshUntil`.
- * A lookup that finds nothing and a key that does not exist are not kept
- * (so unknown keys cannot fill the cache).
+ * Keyed by the license key as presented, not its hash: a hit costs neither
+ * the shape check nor SHA-256 nor building a compound key (only keys that
+ * passed both and were found are ever kept).
+ *
+ * Correct because every write that could change an answer empties its
+ * license's entry before anyone can read it again: the database's change
+ * watch (src/db/change-watch.ts) reports each one synchronously, from inside
+ * the statement, and reports other processes' writes as "anything changed".
+ * Answers derived from the clock are bounded by `freshUntil`. Unknown keys
+ * and unknown fingerprints are never kept, so they cannot fill the cache.
  *
  * A database read and the change that invalidates it can interleave (the
  * read resolves after a write already reported itself): `generation()`
@@ -50,36 +68,33 @@ const MAX_AGE_SECONDS = 300;
  * before any change reported since.
  */
 export class ValidationCache {
-  private readonly entries: LRUCache<string, ValidationInputs>;
-  /** Cache keys per license, to forget all of a license's entries (one per fingerprint) at once. */
-  private readonly byLicense = new Map<string, Set<string>>();
+  private readonly entries: LRUCache<string, KeyEntry>;
+  /** The key of each remembered license, to forget it when the license changes. */
+  private readonly keyOfLicense = new Map<string, string>();
   private changes = 0;
 
   constructor(
     private readonly watch: ChangeWatch,
-    maxEntries: number,
+    maxKeys: number,
   ) {
-    this.entries = new LRUCache<string, ValidationInputs>({
-      max: maxEntries,
-      dispose: (inputs, cacheKey) => this.unindex(inputs.licenseId, cacheKey),
+    this.entries = new LRUCache<string, KeyEntry>({
+      max: maxKeys,
+      dispose: (entry) => this.keyOfLicense.delete(entry.licenseId),
     });
     watch.subscribe((licenseId) => (licenseId === null ? this.clear() : this.forget(licenseId)));
   }
 
-  /**
-   * The inputs for this license key (as presented) and fingerprint, if they
-   * are known and still fresh at `now`. Keyed by the key itself, not its
-   * hash: a hit costs neither the shape check nor SHA-256, since only keys
-   * that passed both and were found are ever kept.
-   */
+  /** The inputs for this license key (as presented) and fingerprint, if they are known and still fresh at `now`. */
   get(key: string, fingerprint: string | null, now: number): ValidationInputs | undefined {
     if (!this.watch.sync()) return undefined;
-    const cacheKey = keyOf(key, fingerprint);
-    const inputs = this.entries.get(cacheKey);
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    const inputs = fingerprint === null ? entry.plain : entry.devices?.get(fingerprint);
     if (inputs === undefined) return undefined;
     // Also when the clock went back (tests move it): computed "in the future", they may not hold now.
     if (now < inputs.computedAt || now >= inputs.freshUntil || now >= inputs.computedAt + MAX_AGE_SECONDS) {
-      this.entries.delete(cacheKey);
+      if (fingerprint === null) entry.plain = undefined;
+      else entry.devices?.delete(fingerprint);
       return undefined;
     }
     return inputs;
@@ -93,40 +108,35 @@ export class ValidationCache {
   set(key: string, fingerprint: string | null, inputs: ValidationInputs, generation: number): void {
     // sync() first: a write by another process since the read counts as a change.
     if (!this.watch.sync() || generation !== this.changes) return;
-    const cacheKey = keyOf(key, fingerprint);
-    this.entries.set(cacheKey, inputs);
-    let keys = this.byLicense.get(inputs.licenseId);
-    if (keys === undefined) this.byLicense.set(inputs.licenseId, (keys = new Set()));
-    keys.add(cacheKey);
+    if (fingerprint !== null && inputs.deviceView === null) return;
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      entry = { licenseId: inputs.licenseId, plain: undefined, devices: undefined };
+      this.entries.set(key, entry);
+      this.keyOfLicense.set(inputs.licenseId, key);
+    }
+    if (fingerprint === null) {
+      entry.plain = inputs;
+      return;
+    }
+    entry.devices ??= new Map();
+    if (entry.devices.size >= MAX_DEVICES_PER_KEY) entry.devices.clear();
+    entry.devices.set(fingerprint, inputs);
   }
 
+  /** How many license keys are remembered. */
   get size(): number {
     return this.entries.size;
   }
 
   private forget(licenseId: string): void {
     this.changes++;
-    const keys = this.byLicense.get(licenseId);
-    if (keys === undefined) return;
-    for (const cacheKey of [...keys]) this.entries.delete(cacheKey);
+    const key = this.keyOfLicense.get(licenseId);
+    if (key !== undefined) this.entries.delete(key);
   }
 
   private clear(): void {
     this.changes++;
     this.entries.clear();
   }
-
-  private unindex(licenseId: string, cacheKey: string): void {
-    const keys = this.byLicense.get(licenseId);
-    if (keys === undefined) return;
-    keys.delete(cacheKey);
-    if (keys.size === 0) this.byLicense.delete(licenseId);
-  }
 }
-
-/**
- * One string per (key, fingerprint), unambiguous whatever the strings hold
- * (a lookup can carry any text): the two forms start differently, and the
- * key's length says where the fingerprint starts.
- */
-const keyOf = (key: string, fingerprint: string | null) => (fingerprint === null ? `k${key}` : `f${key.length}:${key}${fingerprint}`);

@@ -77,6 +77,13 @@ describe('ValidationCache', () => {
     expect(cache.get('KM1.a.b', null, NOW)).toBeUndefined();
   });
 
+  it('keeps no answer for a fingerprint that is not an activated device', () => {
+    const { watch } = testWatch();
+    const cache = new ValidationCache(watch, 100);
+    cache.set('KM1.a.b', 'unknown', inputs('lic_1', { deviceView: null }), cache.generation());
+    expect(cache.get('KM1.a.b', 'unknown', NOW)).toBeUndefined();
+  });
+
   it('stays within its size bound', () => {
     const { watch } = testWatch();
     const cache = new ValidationCache(watch, 3);

@@ -9,6 +9,8 @@ export type DeviceRow = DevicesTable;
 /** A license with what is needed to show and judge it: its policy's rules, its product's fallback, and its live device count. */
 export interface LicenseContextRow extends LicenseRow {
   product_code: string | null;
+  /** From license_activity; null until the first validation is recorded. */
+  last_validated_at: number | null;
   perpetual_fallback: 0 | 1;
   policy_max_devices: number | null;
   policy_entitlements: string;
@@ -60,8 +62,10 @@ function withContext(db: Kysely<Database>, now: number) {
     .selectFrom('licenses as l')
     .innerJoin('policies as p', 'p.id', 'l.policy_id')
     .innerJoin('products as pr', 'pr.id', 'l.product_id')
+    .leftJoin('license_activity as la', 'la.license_id', 'l.id')
     .selectAll('l')
     .select([
+      'la.last_validated_at',
       'pr.code as product_code',
       'pr.perpetual_fallback',
       'p.max_devices as policy_max_devices',
@@ -293,15 +297,14 @@ export async function updateLicense(db: Kysely<Database>, id: string, changes: U
   await db.updateTable('licenses').set(changes).where('id', '=', id).execute();
 }
 
-/**
- * Deferred "last validated" bookkeeping, written in batches off the request
- * path. The only write of `last_validated_at`, and it writes nothing else:
- * the change watch (src/db/change-watch.ts) leaves exactly such updates
- * unreported, since no answer shows the column.
- */
+/** Deferred "last validated" bookkeeping, written in batches off the request path, to its own narrow table. */
 export async function touchLicensesValidated(db: Kysely<Database>, ids: string[], at: number): Promise<void> {
   if (ids.length === 0) return;
-  await db.updateTable('licenses').set({ last_validated_at: at }).where('id', 'in', ids).execute();
+  await db
+    .insertInto('license_activity')
+    .values(ids.map((license_id) => ({ license_id, last_validated_at: at })))
+    .onConflict((oc) => oc.column('license_id').doUpdateSet({ last_validated_at: (eb) => eb.ref('excluded.last_validated_at') }))
+    .execute();
 }
 
 export function findDeviceByFingerprint(db: Kysely<Database>, licenseId: string, fingerprint: string) {
