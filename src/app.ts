@@ -194,7 +194,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       origin: '*',
       methods: ['POST'],
       allowedHeaders: ['Content-Type', 'Keymint-Accept-Signature'],
-      exposedHeaders: ['Keymint-Signature', 'Request-Id', 'Retry-After'],
+      // One string, not a list: the plugin would join a list on every request.
+      exposedHeaders: 'Keymint-Signature, Request-Id, Retry-After',
       maxAge: 86_400,
     });
     signResponses(publicApi, services.signingKeys, now);

@@ -223,7 +223,8 @@ export class LicenseApiService {
 
   private answer(inputs: ValidationInputs, request: ValidationRequest, now: number): ValidationResult {
     this.bookkeeping.note(inputs.licenseId, now);
-    return { ...validateLicense(inputs.subject, inputs.device, request, now), license: inputs.license, device: inputs.deviceView };
+    const { valid, code, message } = validateLicense(inputs.subject, inputs.device, request, now);
+    return { valid, code, message, license: inputs.license, device: inputs.deviceView };
   }
 
   /**

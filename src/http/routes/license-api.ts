@@ -9,6 +9,20 @@ import { errorResponses } from '../route-helpers.js';
 import * as S from '../schemas.js';
 
 const errors = errorResponses;
+
+/** The body of a validate answer; `nonce` is echoed when the request sent one. */
+function validationAnswer(result: ValidationResult, nonce: string | undefined, ts: number) {
+  return {
+    object: 'license_validation' as const,
+    valid: result.valid,
+    code: result.code,
+    message: result.message,
+    license: result.license,
+    device: result.device,
+    ...(nonce !== undefined && { nonce }),
+    ts,
+  };
+}
 const tags = ['license API'];
 
 type Limiter = (request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean; ttlInSeconds?: number }>;
@@ -55,18 +69,8 @@ export async function licenseApiRoutes(fastify: FastifyInstance, { services, rat
     // Not async: an answer from memory is sent without a promise (see LicenseApiService.validate).
     (req) => {
       const { key, fingerprint, product, entitlements, nonce } = req.body;
-      const answer = (result: ValidationResult) => ({
-        object: 'license_validation' as const,
-        valid: result.valid,
-        code: result.code,
-        message: result.message,
-        license: result.license,
-        device: result.device,
-        ...(nonce !== undefined && { nonce }),
-        ts: services.now(),
-      });
       const result = api.validate(key, { fingerprint, product, entitlements });
-      return result instanceof Promise ? result.then(answer) : answer(result);
+      return result instanceof Promise ? result.then((r) => validationAnswer(r, nonce, services.now())) : validationAnswer(result, nonce, services.now());
     },
   );
 
