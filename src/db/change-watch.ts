@@ -94,7 +94,14 @@ export class SqliteChangeWatch implements ChangeWatch {
     // with them.
     this.checkedThisTurn = true;
     setImmediate(this.nextTurn);
-    const version = this.dataVersion.get() as number;
+    let version: number;
+    try {
+      version = this.dataVersion.get() as number;
+    } catch {
+      // The connection is busy or closed: without the check, nothing may be answered from memory.
+      this.installed = false;
+      return false;
+    }
     if (version !== this.lastDataVersion) {
       this.lastDataVersion = version;
       // Another process may also have rebuilt a table (a migration), which drops its triggers.
@@ -113,6 +120,14 @@ export class SqliteChangeWatch implements ChangeWatch {
    */
   private install(): boolean {
     if (this.sqlite.inTransaction) return false;
+    try {
+      return this.createTriggers();
+    } catch {
+      return false;
+    }
+  }
+
+  private createTriggers(): boolean {
     const present = this.sqlite
       .prepare<string[], string>(`SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN (${WATCHED_TABLES.map(() => '?').join(', ')})`)
       .pluck()
