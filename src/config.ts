@@ -98,7 +98,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     webhookTimeoutMs: integer(env, 'KEYMINT_WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     logLevel: env.KEYMINT_LOG_LEVEL?.trim() || 'info',
     trustProxy: bool(env, 'KEYMINT_TRUST_PROXY'),
-    validationCacheSize: integer(env, 'KEYMINT_VALIDATION_CACHE', 100_000, 0, 10_000_000),
+    validationCacheSize: integer(env, 'KEYMINT_VALIDATION_CACHE', 100_000, 0, 1_000_000),
     ...overrides,
   };
   return Object.freeze(config);
