@@ -171,7 +171,9 @@ export const License = Type.Object({
     },
     { description: 'the Stripe objects this license was bought with' },
   ),
-  last_validated_at: Nullable(Timestamp),
+  last_validated_at: Type.Union([Timestamp, Type.Null()], {
+    description: 'when the key was last validated (Unix seconds), recorded within a few seconds and at most once a minute; null if never',
+  }),
   livemode: Type.Boolean(),
   updated: Timestamp,
 });
