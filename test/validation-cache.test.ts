@@ -115,6 +115,21 @@ describe.each([
     }
   });
 
+  it('follow leases lapsing on a license whose policy stopped being floating', async () => {
+    const start = server.clock.now();
+    try {
+      const { license, policy } = await seedLicense(server, { policy: { floating: true, heartbeat_interval: 60, max_devices: 3 } });
+      await activate(license.key, 'f-1');
+      expect((await server.request('POST', `/v1/policies/${policy.id}`, { body: { floating: false } })).status).toBe(200);
+      expect((await remembered({ key: license.key })).license.active_devices).toBe(1);
+      // The device keeps the lease it was given; once it lapses the seat is free.
+      server.clock.advance(61);
+      expect((await validate({ key: license.key })).license.active_devices).toBe(0);
+    } finally {
+      server.clock.set(start);
+    }
+  });
+
   it('answer as of the earlier time when the clock goes back', async () => {
     const start = server.clock.now();
     try {
@@ -139,6 +154,33 @@ describe.each([
       other.close();
     }
     expect((await validate({ key: license.key })).code).toBe('SUSPENDED');
+  });
+
+  it.runIf(dialectUnderTest === 'sqlite')("follow another process's commit made while this server has a transaction open", async () => {
+    const { license } = await seedLicense(server);
+    expect((await remembered({ key: license.key })).code).toBe('VALID');
+    // A transaction of this server that has read (and so holds a snapshot), still open.
+    let release!: () => void;
+    const open = new Promise<void>((resolve) => (release = resolve));
+    const transaction = server.db.kysely.transaction().execute(async (trx) => {
+      await trx.selectFrom('licenses').select('id').limit(1).execute();
+      await open;
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const other = new SQLite(path.join(server.config.dataDir, 'keymint.sqlite'));
+      try {
+        other.prepare('UPDATE licenses SET suspended_at = ? WHERE id = ?').run(server.clock.now() - 1, license.id);
+      } finally {
+        other.close();
+      }
+      const answer = validate({ key: license.key });
+      setTimeout(release, 100);
+      expect((await answer).code).toBe('SUSPENDED');
+    } finally {
+      release();
+      await transaction;
+    }
   });
 
   it('never answer from memory for a key that differs from a remembered one, whatever it contains', async () => {
@@ -187,5 +229,40 @@ describe.runIf(dialectUnderTest === 'sqlite')('the validation cache under a smal
       const res = await server.request('POST', '/v1/licenses/validate', { key: null, body: { key: license.key } });
       expect(res.body.code).toBe(i === 0 || i === 4 ? 'REVOKED' : 'VALID');
     }
+  });
+});
+
+describe.runIf(dialectUnderTest === 'sqlite')('the validation cache starting up', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('keeps nothing read before its triggers were in place', async () => {
+    const { license } = await seedLicense(server);
+    const api = server.app.services.licenseApi;
+    const db = server.db.kysely;
+    // The very first validation arrives while a transaction is open: the
+    // triggers cannot be installed yet, and its read queues behind the transaction.
+    let release!: () => void;
+    const open = new Promise<void>((resolve) => (release = resolve));
+    const transaction = db.transaction().execute(async (trx) => {
+      await trx.selectFrom('licenses').select('id').limit(1).execute();
+      await open;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const first = api.validate(license.key, {});
+    await new Promise((resolve) => setImmediate(resolve));
+    // A write queued behind that read, made before any trigger exists.
+    const write = db.updateTable('licenses').set({ suspended_at: server.clock.now() - 1 }).where('id', '=', license.id).execute();
+    release();
+    expect((await first).code).toBe('VALID');
+    await write;
+    await transaction;
+    expect((await api.validate(license.key, {})).code).toBe('SUSPENDED');
+    expect((await api.validate(license.key, {})).code).toBe('SUSPENDED');
   });
 });

@@ -13,6 +13,8 @@ export type ChangeListener = (licenseId: string | null) => void;
  */
 export interface ChangeWatch {
   subscribe(listener: ChangeListener): () => void;
+  /** Tells the watch that this connection changed the schema (see SqliteChangeWatch.reset). */
+  reset(): void;
   /**
    * Reports writes made by other connections since the last call (as one
    * null change) and answers whether every change is being reported. False
@@ -87,6 +89,11 @@ export class SqliteChangeWatch implements ChangeWatch {
   }
 
   sync(): boolean {
+    // Inside a transaction on this connection (Kysely holds one across
+    // awaits), data_version answers for the transaction's snapshot and misses
+    // what other processes commit meanwhile; a database read would wait for
+    // the transaction instead, so that is what happens.
+    if (this.sqlite.inTransaction) return false;
     if (this.checkedThisTurn) return this.installed;
     // Reading data_version takes SQLite's WAL read lock (system calls): once per
     // turn of the event loop, not per request. Requests served in one turn are
@@ -108,18 +115,31 @@ export class SqliteChangeWatch implements ChangeWatch {
       this.installed = false;
       for (const listener of this.listeners) listener(null);
     }
-    if (!this.installed) this.installed = this.install();
+    if (!this.installed) {
+      this.installed = this.install();
+      // Writes made while there were no triggers went unreported: whatever
+      // was read before now (a read in flight included) may be stale.
+      if (this.installed) for (const listener of this.listeners) listener(null);
+    }
     return this.installed;
   }
 
   /**
+   * After a schema change made on this connection (migrations): a table
+   * rebuilt here drops its TEMP triggers without changing data_version for
+   * this connection, so they are created again at the next sync().
+   */
+  reset(): void {
+    this.installed = false;
+    this.checkedThisTurn = false;
+  }
+
+  /**
    * Creates the triggers once the tables exist (after the first migration);
-   * answers whether they are in place. Never inside a transaction of another
-   * caller on this connection (Kysely holds one across awaits): its rollback
-   * would take the triggers with it.
+   * answers whether they are in place. Never inside a transaction (sync()
+   * checks): its rollback would take the triggers with it.
    */
   private install(): boolean {
-    if (this.sqlite.inTransaction) return false;
     try {
       return this.createTriggers();
     } catch {

@@ -88,6 +88,9 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
   // crash can lose the last transactions, never corrupt the file.
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
+  // A REPLACE deletes the row it replaces; only with recursive triggers does
+  // that delete fire DELETE triggers, which the change watch relies on.
+  sqlite.pragma('recursive_triggers = ON');
   sqlite.pragma('busy_timeout = 5000');
   // A 64 MiB page cache (the default is 2 MiB) keeps the pages validation reads
   // (index and license rows) in the process: a page cache miss is a read() call.
@@ -115,6 +118,7 @@ const migrator = (db: Db) =>
 /** Applies every pending migration; safe to run from several processes at once on PostgreSQL (Kysely takes a lock). */
 export async function migrateToLatest(db: Db): Promise<string[]> {
   const { error, results } = await migrator(db).migrateToLatest();
+  db.changes?.reset();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

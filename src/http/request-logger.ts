@@ -67,7 +67,9 @@ class DeferredChildLogger implements FastifyBaseLogger {
 
 /** Fastify's `childLoggerFactory`: per-request loggers built only when used (see DeferredChildLogger). */
 export function deferredChildLoggers(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
-  // Only pino can say which levels are on; any other logger gets its own child.
-  if (typeof (logger as Partial<Logger>).isLevelEnabled !== 'function') return logger.child(bindings, options);
+  // Only pino can say which levels are on, and only for the parent's level:
+  // any other logger, or a child with a level of its own (a route's
+  // `logLevel`), gets its real child at once.
+  if (typeof (logger as Partial<Logger>).isLevelEnabled !== 'function' || options.level !== undefined) return logger.child(bindings, options);
   return new DeferredChildLogger(logger as Logger, bindings, options);
 }

@@ -40,16 +40,17 @@ interface KeyEntry {
 
 /**
  * Devices remembered per key. Only activated devices are kept at all (an
- * unknown fingerprint is answered from the database), so this only bounds a
- * license with a very large device limit.
+ * unknown fingerprint is answered from the database), so this only keeps
+ * one license with a very large device limit from taking the whole cache.
  */
 const MAX_DEVICES_PER_KEY = 100;
 
 /**
  * Validation answers' inputs kept in memory, so a key validated again (every
  * installed copy of an app does, at every start or every few minutes) costs
- * no database read. A bounded LRU of license keys; under each, the answer
- * without a fingerprint and one per activated device.
+ * no database read. An LRU of license keys; under each, the answer without
+ * a fingerprint and one per activated device; bounded by the number of
+ * answers.
  *
  * Keyed by the license key as presented, not its hash: a hit costs neither
  * the shape check nor SHA-256 nor building a compound key (only keys that
@@ -73,12 +74,16 @@ export class ValidationCache {
   private readonly keyOfLicense = new Map<string, string>();
   private changes = 0;
 
+  /** `maxAnswers`: how many answers are kept, counting a key's answer without a fingerprint and each of its devices'. */
   constructor(
     private readonly watch: ChangeWatch,
-    maxKeys: number,
+    maxAnswers: number,
   ) {
     this.entries = new LRUCache<string, KeyEntry>({
-      max: maxKeys,
+      maxSize: maxAnswers,
+      sizeCalculation: (entry) => Math.max(1, (entry.plain === undefined ? 0 : 1) + (entry.devices?.size ?? 0)),
+      // set() stores a key's entry again after adding an answer to it, to have its size counted anew.
+      noDisposeOnSet: true,
       dispose: (entry) => this.keyOfLicense.delete(entry.licenseId),
     });
     watch.subscribe((licenseId) => (licenseId === null ? this.clear() : this.forget(licenseId)));
@@ -109,24 +114,22 @@ export class ValidationCache {
     // sync() first: a write by another process since the read counts as a change.
     if (!this.watch.sync() || generation !== this.changes) return;
     if (fingerprint !== null && inputs.deviceView === null) return;
-    let entry = this.entries.get(key);
-    if (entry === undefined) {
-      entry = { licenseId: inputs.licenseId, plain: undefined, devices: undefined };
-      this.entries.set(key, entry);
-      this.keyOfLicense.set(inputs.licenseId, key);
-    }
+    const entry = this.entries.get(key) ?? { licenseId: inputs.licenseId, plain: undefined, devices: undefined };
     if (fingerprint === null) {
       entry.plain = inputs;
-      return;
+    } else {
+      entry.devices ??= new Map();
+      if (entry.devices.size >= MAX_DEVICES_PER_KEY) entry.devices.clear();
+      entry.devices.set(fingerprint, inputs);
     }
-    entry.devices ??= new Map();
-    if (entry.devices.size >= MAX_DEVICES_PER_KEY) entry.devices.clear();
-    entry.devices.set(fingerprint, inputs);
+    this.entries.set(key, entry);
+    // Not kept when one key's answers alone exceed the bound (a tiny bound).
+    if (this.entries.has(key)) this.keyOfLicense.set(inputs.licenseId, key);
   }
 
-  /** How many license keys are remembered. */
+  /** How many answers are remembered. */
   get size(): number {
-    return this.entries.size;
+    return this.entries.calculatedSize;
   }
 
   private forget(licenseId: string): void {

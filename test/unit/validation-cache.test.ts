@@ -17,6 +17,7 @@ function testWatch() {
       return () => listeners.delete(listener);
     },
     sync: () => working,
+    reset: () => undefined,
   };
   return {
     watch,
@@ -92,6 +93,17 @@ describe('ValidationCache', () => {
     expect(cache.get('KM1.k9.s', null, NOW)?.licenseId).toBe('lic_9');
     expect(cache.get('KM1.k0.s', null, NOW)).toBeUndefined();
   });
+
+  it("counts each device's answer toward the bound, not just each key", () => {
+    const { watch } = testWatch();
+    const cache = new ValidationCache(watch, 10);
+    const device = { deviceView: {} } as Partial<ValidationInputs>;
+    for (let i = 0; i < 50; i++) cache.set('KM1.many.devices', `fp-${i}`, inputs('lic_1', device), cache.generation());
+    expect(cache.size).toBeLessThanOrEqual(10);
+    cache.set('KM1.other.key', null, inputs('lic_2'), cache.generation());
+    expect(cache.size).toBeLessThanOrEqual(10);
+    expect(cache.get('KM1.other.key', null, NOW)?.licenseId).toBe('lic_2');
+  });
 });
 
 describe('per-request loggers', () => {
@@ -120,6 +132,15 @@ describe('per-request loggers', () => {
     ]);
     expect(lines[0]!.detail).toBe(1);
     expect(log.level).toBe('warn');
+  });
+
+  it("honour a level given to the request's logger (a route's logLevel), as pino's own child does", async () => {
+    const { logger, lines } = capture('info');
+    const log = deferredChildLoggers(logger, { reqId: 'req_3' }, { level: 'debug' });
+    log.debug('route-level debug line');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.map((l) => [l.msg, l.reqId])).toEqual([['route-level debug line', 'req_3']]);
+    expect(log.level).toBe('debug');
   });
 
   it('follow a level raised on the request logger alone', async () => {

@@ -1,6 +1,6 @@
 import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Updateable } from 'kysely';
 import type { Dialect } from '../database.js';
-import type { Database, DevicesTable, LicensesTable, PoliciesTable, Scope } from '../schema.js';
+import type { Database, DevicesTable, LicensesTable, Scope } from '../schema.js';
 import { paginate, type PageParams } from './pagination.js';
 
 export type LicenseRow = LicensesTable;
@@ -38,22 +38,17 @@ function activeDevices(eb: ExpressionBuilder<Database & { l: LicensesTable }, 'l
 
 /**
  * When the seat count next drops by itself: the earliest lease, still
- * running, of a floating license's devices (null for other licenses, whose
- * devices hold their seats until deactivated). Answers computed now hold
- * until then.
+ * running, of the license's devices (null when none has one). Floating
+ * licenses' devices hold leases; so may those of a license whose policy
+ * stopped being floating, until they lapse. Answers computed now hold until
+ * then.
  */
-function nextLeaseLapse(eb: ExpressionBuilder<Database & { l: LicensesTable; p: PoliciesTable }, 'l' | 'p'>, now: number) {
+function nextLeaseLapse(eb: ExpressionBuilder<Database & { l: LicensesTable }, 'l'>, now: number) {
   return eb
-    .case()
-    .when('p.floating', '=', eb.lit(1))
-    .then(
-      eb
-        .selectFrom('devices')
-        .select((e) => e.fn.min<number>('devices.lease_expires_at').as('at'))
-        .whereRef('devices.license_id', '=', 'l.id')
-        .where('devices.lease_expires_at', '>', now),
-    )
-    .end()
+    .selectFrom('devices')
+    .select((e) => e.fn.min<number>('devices.lease_expires_at').as('at'))
+    .whereRef('devices.license_id', '=', 'l.id')
+    .where('devices.lease_expires_at', '>', now)
     .as('next_lease_lapse');
 }
 
@@ -115,7 +110,7 @@ export type PublicLicenseColumns = Pick<
 >;
 
 export interface ValidationRow extends PublicLicenseColumns, Pick<LicenseContextRow, 'product_code' | 'require_fingerprint'> {
-  /** Floating licenses: when the next running lease lapses (and `active_devices` drops); null otherwise. */
+  /** When the next running device lease lapses (and `active_devices` drops); null when no device has one. */
   next_lease_lapse: number | null;
   /** The device columns are absent (undefined) when no fingerprint was presented: there is no device to look up. */
   device_id?: string | null;
@@ -297,13 +292,23 @@ export async function updateLicense(db: Kysely<Database>, id: string, changes: U
   await db.updateTable('licenses').set(changes).where('id', '=', id).execute();
 }
 
-/** Deferred "last validated" bookkeeping, written in batches off the request path, to its own narrow table. */
+/**
+ * Deferred "last validated" bookkeeping, written in batches off the request
+ * path, to its own narrow table. Rows are written in id order (two replicas
+ * writing overlapping batches on PostgreSQL then lock them in the same
+ * order), and a time never moves back (a replica with an older batch).
+ */
 export async function touchLicensesValidated(db: Kysely<Database>, ids: string[], at: number): Promise<void> {
   if (ids.length === 0) return;
   await db
     .insertInto('license_activity')
-    .values(ids.map((license_id) => ({ license_id, last_validated_at: at })))
-    .onConflict((oc) => oc.column('license_id').doUpdateSet({ last_validated_at: (eb) => eb.ref('excluded.last_validated_at') }))
+    .values([...ids].sort().map((license_id) => ({ license_id, last_validated_at: at })))
+    .onConflict((oc) =>
+      oc
+        .column('license_id')
+        .doUpdateSet({ last_validated_at: (eb) => eb.ref('excluded.last_validated_at') })
+        .where('license_activity.last_validated_at', '<', (eb) => eb.ref('excluded.last_validated_at')),
+    )
     .execute();
 }
 
