@@ -65,7 +65,7 @@ export function createServices(db: Db, box: SecretBox, now: () => number, config
   licenses = new LicenseService(db.kysely, db.dialect, catalog, customers, signingKeys, events, now);
   // Only where every write that changes an answer is reported (SQLite); see docs/design.md, "Hot path".
   const validationCache = db.changes && config.validationCacheSize > 0 ? new ValidationCache(db.changes, config.validationCacheSize) : null;
-  const licenseApi = new LicenseApiService(db.kysely, db.dialect, events, now, validationCache);
+  const licenseApi = new LicenseApiService(db.kysely, db.dialect, events, now, validationCache, db.prepared);
   const emails = new EmailService(db.kysely, box, jobs, licenses, config, now);
   const stripeConnections = new StripeConnectionService(db.kysely, box, config.publicUrl, config.stripeApiUrl, now);
   const priceMappings = new PriceMappingService(db.kysely, catalog, now);

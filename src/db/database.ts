@@ -12,6 +12,7 @@ import * as m0006 from './migrations/0006-license-files.js';
 import * as m0007 from './migrations/0007-license-activity.js';
 import type { Database } from './schema.js';
 import { SqliteChangeWatch, type ChangeWatch } from './change-watch.js';
+import { preparedQueries, type PreparedQueries } from './prepared.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -20,6 +21,8 @@ export interface Db {
   dialect: Dialect;
   /** Reports changes to what license validation reads; SQLite only (null on PostgreSQL, see docs/design.md). */
   changes: ChangeWatch | null;
+  /** The hot path's queries as named prepared statements; PostgreSQL only (see src/db/prepared.ts). */
+  prepared: PreparedQueries | null;
   close(): Promise<void>;
 }
 
@@ -79,7 +82,10 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
       },
     });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, dialect: 'postgres', changes: null, close: () => kysely.destroy() };
+    const prepared = preparedQueries(pool, (reason) =>
+      process.emitWarning(`named prepared statements do not work with this database connection (${reason}); using unnamed queries`, { code: 'KEYMINT_UNNAMED_QUERIES' }),
+    );
+    return { kysely, dialect: 'postgres', changes: null, prepared, close: () => kysely.destroy() };
   }
   fs.mkdirSync(options.dataDir, { recursive: true });
   const sqlite = new SQLite(path.join(options.dataDir, 'keymint.sqlite'));
@@ -97,7 +103,7 @@ export function openDatabase(options: { databaseUrl: string | null; dataDir: str
   // It fills only as pages are read.
   sqlite.pragma('cache_size = -65536');
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { kysely, dialect: 'sqlite', changes: new SqliteChangeWatch(sqlite), close: () => kysely.destroy() };
+  return { kysely, dialect: 'sqlite', changes: new SqliteChangeWatch(sqlite), prepared: null, close: () => kysely.destroy() };
 }
 
 const migrations: Record<string, Migration> = {

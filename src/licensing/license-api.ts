@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sha256Hex } from '../crypto/secret-box.js';
 import type { Dialect } from '../db/database.js';
+import type { PreparedQueries } from '../db/prepared.js';
 import {
   countSeatHolders,
   deleteDevice,
@@ -194,6 +195,8 @@ export class LicenseApiService {
     private readonly now: () => number,
     /** Null: every validation reads the database (PostgreSQL, or turned off). */
     private readonly cache: ValidationCache | null = null,
+    /** PostgreSQL: the validation query as a named prepared statement. */
+    private readonly prepared: PreparedQueries | null = null,
   ) {
     this.bookkeeping = new ValidationBookkeeping(db, now, 5_000);
   }
@@ -214,7 +217,7 @@ export class LicenseApiService {
   private async validateFromDatabase(key: string, fingerprint: string | null, request: ValidationRequest, now: number): Promise<ValidationResult> {
     if (!hasKeyShape(key)) return { ...validateLicense(null, null, request, now), license: null, device: null };
     const generation = this.cache?.generation() ?? 0;
-    const row = await findLicenseForValidation(this.db, keyHash(key), fingerprint, now);
+    const row = await findLicenseForValidation(this.db, keyHash(key), fingerprint, now, this.prepared);
     if (!row) return { ...validateLicense(null, null, request, now), license: null, device: null };
     const inputs = validationInputs(row, now);
     this.cache?.set(key, fingerprint, inputs, generation);

@@ -1,5 +1,6 @@
 import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Updateable } from 'kysely';
 import type { Dialect } from '../database.js';
+import type { PreparedQueries } from '../prepared.js';
 import type { Database, DevicesTable, LicensesTable, Scope } from '../schema.js';
 import { paginate, type PageParams } from './pagination.js';
 
@@ -213,11 +214,19 @@ function compileValidation(db: Kysely<Database>) {
  * its seat count and, when a fingerprint is presented, that device, in one
  * indexed round trip.
  */
-export async function findLicenseForValidation(db: Kysely<Database>, keyHash: string, fingerprint: string | null, now: number): Promise<ValidationRow | undefined> {
+export async function findLicenseForValidation(
+  db: Kysely<Database>,
+  keyHash: string,
+  fingerprint: string | null,
+  now: number,
+  prepared: PreparedQueries | null = null,
+): Promise<ValidationRow | undefined> {
   const compiled = compiledValidation.get(db) ?? compileValidation(db);
   const { sql: text, slots } = fingerprint === null ? compiled.license : compiled.withDevice;
-  const values = { keyHash, fingerprint, now };
-  const { rows } = await db.executeQuery<ValidationRow>(CompiledQuery.raw(text, slots.map((slot) => values[slot])));
+  const input = { keyHash, fingerprint, now };
+  const values = slots.map((slot) => input[slot]);
+  if (prepared) return (await prepared.rows<ValidationRow>(fingerprint === null ? 'keymint_validation' : 'keymint_validation_device', text, values))[0];
+  const { rows } = await db.executeQuery<ValidationRow>(CompiledQuery.raw(text, values));
   return rows[0];
 }
 
