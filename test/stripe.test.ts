@@ -549,7 +549,8 @@ describe('Stripe inbox durability', () => {
     expect((await second.server.request('GET', '/v1/licenses?email=crash@example.com')).body.data).toHaveLength(1);
     expect((await second.server.request('GET', '/v1/jobs?type=stripe.process_event')).body.data).toHaveLength(1);
     await second.server.close();
-    await first.server.db.close().catch(() => undefined);
+    // The first app is closed already; this closes its database and drops it.
+    await first.server.close();
     await fake.close();
   });
 });
