@@ -75,8 +75,7 @@ export class SqliteChangeWatch implements ChangeWatch {
 
   constructor(private readonly sqlite: SQLite.Database) {
     sqlite.function(FUNCTION, { deterministic: false, varargs: false }, (licenseId: unknown) => {
-      const id = typeof licenseId === 'string' ? licenseId : null;
-      for (const listener of this.listeners) listener(id);
+      this.report(typeof licenseId === 'string' ? licenseId : null);
       return null;
     });
     this.dataVersion = sqlite.prepare<[], number>('PRAGMA data_version').pluck();
@@ -113,13 +112,13 @@ export class SqliteChangeWatch implements ChangeWatch {
       this.lastDataVersion = version;
       // Another process may also have rebuilt a table (a migration), which drops its triggers.
       this.installed = false;
-      for (const listener of this.listeners) listener(null);
+      this.report(null);
     }
     if (!this.installed) {
       this.installed = this.install();
       // Writes made while there were no triggers went unreported: whatever
       // was read before now (a read in flight included) may be stale.
-      if (this.installed) for (const listener of this.listeners) listener(null);
+      if (this.installed) this.report(null);
     }
     return this.installed;
   }
@@ -134,6 +133,10 @@ export class SqliteChangeWatch implements ChangeWatch {
     this.checkedThisTurn = false;
   }
 
+  private report(licenseId: string | null): void {
+    for (const listener of this.listeners) listener(licenseId);
+  }
+
   /**
    * Creates the triggers once the tables exist (after the first migration);
    * answers whether they are in place. Never inside a transaction (sync()
@@ -141,19 +144,15 @@ export class SqliteChangeWatch implements ChangeWatch {
    */
   private install(): boolean {
     try {
-      return this.createTriggers();
+      const present = this.sqlite
+        .prepare<string[], string>(`SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN (${WATCHED_TABLES.map(() => '?').join(', ')})`)
+        .pluck()
+        .all(...WATCHED_TABLES);
+      if (present.length !== WATCHED_TABLES.length) return false;
+      for (const [name, body] of Object.entries(TRIGGERS)) this.sqlite.exec(`CREATE TEMP TRIGGER IF NOT EXISTS keymint_watch_${name} ${body}`);
+      return true;
     } catch {
       return false;
     }
-  }
-
-  private createTriggers(): boolean {
-    const present = this.sqlite
-      .prepare<string[], string>(`SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN (${WATCHED_TABLES.map(() => '?').join(', ')})`)
-      .pluck()
-      .all(...WATCHED_TABLES);
-    if (present.length !== WATCHED_TABLES.length) return false;
-    for (const [name, body] of Object.entries(TRIGGERS)) this.sqlite.exec(`CREATE TEMP TRIGGER IF NOT EXISTS keymint_watch_${name} ${body}`);
-    return true;
   }
 }

@@ -215,19 +215,20 @@ export class LicenseApiService {
   }
 
   private async validateFromDatabase(key: string, fingerprint: string | null, request: ValidationRequest, now: number): Promise<ValidationResult> {
-    if (!hasKeyShape(key)) return { ...validateLicense(null, null, request, now), license: null, device: null };
+    if (!hasKeyShape(key)) return this.answer(null, request, now);
     const generation = this.cache?.generation() ?? 0;
     const row = await findLicenseForValidation(this.db, keyHash(key), fingerprint, now, this.prepared);
-    if (!row) return { ...validateLicense(null, null, request, now), license: null, device: null };
+    if (!row) return this.answer(null, request, now);
     const inputs = validationInputs(row, now);
     this.cache?.set(key, fingerprint, inputs, generation);
     return this.answer(inputs, request, now);
   }
 
-  private answer(inputs: ValidationInputs, request: ValidationRequest, now: number): ValidationResult {
-    this.bookkeeping.note(inputs.licenseId, now);
-    const { valid, code, message } = validateLicense(inputs.subject, inputs.device, request, now);
-    return { valid, code, message, license: inputs.license, device: inputs.deviceView };
+  /** The answer made from `inputs`; null: no license has this key. */
+  private answer(inputs: ValidationInputs | null, request: ValidationRequest, now: number): ValidationResult {
+    if (inputs !== null) this.bookkeeping.note(inputs.licenseId, now);
+    const { valid, code, message } = validateLicense(inputs?.subject ?? null, inputs?.device ?? null, request, now);
+    return { valid, code, message, license: inputs?.license ?? null, device: inputs?.deviceView ?? null };
   }
 
   /**
