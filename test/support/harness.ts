@@ -1,11 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { buildApp, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import { scratchDatabase, type ScratchDatabase } from './scratch-database.js';
 import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js';
 
 /**
@@ -16,46 +12,11 @@ import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js
 export const TEST_PG_URL = process.env.KEYMINT_TEST_DATABASE_URL || null;
 export const dialectUnderTest = TEST_PG_URL ? 'postgres' : 'sqlite';
 
-export interface TestDatabase {
-  dataDir: string;
-  databaseUrl: string | null;
-  drop(): Promise<void>;
-}
+export type TestDatabase = ScratchDatabase;
 
 /** A fresh, empty database (and data directory) for one test file. */
-export async function freshDatabase(): Promise<TestDatabase> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'keymint-test-'));
-  if (!TEST_PG_URL) {
-    return { dataDir, databaseUrl: null, drop: async () => fs.rmSync(dataDir, { recursive: true, force: true }) };
-  }
-  const name = `keymint_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(TEST_PG_URL);
-  url.pathname = `/${name}`;
-  return {
-    dataDir,
-    databaseUrl: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: TEST_PG_URL });
-      await c.connect();
-      // Not WITH (FORCE): that kills connections the pool is still closing and
-      // turns a clean shutdown into errors. Closed connections leave in a moment.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await c.query(`drop database if exists ${name}`);
-          break;
-        } catch (err) {
-          if (attempt >= 50) throw err;
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      }
-      await c.end();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+export function freshDatabase(): Promise<TestDatabase> {
+  return scratchDatabase(TEST_PG_URL, 'test');
 }
 
 export interface Clock {
