@@ -137,17 +137,19 @@ export class Fulfilment {
     const quantity = Math.max(1, item.quantity ?? 1);
     const existing = await licensesOfSubscription(trx, scope, sub.id);
     const stripeCustomer = id(sub.customer);
-
-    if (existing.length === 0) {
-      if (!KEEPS_ACCESS.has(sub.status)) return ignored(`subscription ${sub.id} is ${sub.status}; nothing to fulfil`);
-      const customerId = await this.customerFor(trx, scope, stripeCustomer, customer.email, customer.name);
-      const issued = await this.issue(trx, scope, resolved, {
+    // All `quantity` of the subscription's licenses (those that exist are found again by their fulfilment keys).
+    const issueAll = (customerId: string | null) =>
+      this.issue(trx, scope, resolved, {
         fulfilmentBase: `sub:${sub.id}`,
         quantity,
         customerId,
         expiresAt: periodEnd,
         stripe: { customer: stripeCustomer, subscription: sub.id, price: item.price.id },
       });
+
+    if (existing.length === 0) {
+      if (!KEEPS_ACCESS.has(sub.status)) return ignored(`subscription ${sub.id} is ${sub.status}; nothing to fulfil`);
+      const issued = await issueAll(await this.customerFor(trx, scope, stripeCustomer, customer.email, customer.name));
       const ids = issued.map((i) => i.id);
       await this.announce(trx, scope, ids, `sub:${sub.id}`, [
         { target: 'subscriptions', id: sub.id },
@@ -160,14 +162,7 @@ export class Fulfilment {
     const touched: string[] = [];
     // In `licenses` mode a larger quantity adds licenses; they share the subscription's state.
     if (resolved.quantity === 'licenses' && quantity > existing.length && KEEPS_ACCESS.has(sub.status)) {
-      const customerId = existing[0]?.customer_id ?? null;
-      const issued = await this.issue(trx, scope, resolved, {
-        fulfilmentBase: `sub:${sub.id}`,
-        quantity,
-        customerId,
-        expiresAt: periodEnd,
-        stripe: { customer: stripeCustomer, subscription: sub.id, price: item.price.id },
-      });
+      const issued = await issueAll(existing[0]?.customer_id ?? null);
       const fresh = issued.filter((i) => i.created).map((i) => i.id);
       if (fresh.length) {
         changed = true;
