@@ -5,17 +5,9 @@ import type { ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { escapeHtml, html, paragraphs } from '../src/delivery/templates.js';
-import { seedLicense, startServer, type TestServer } from './support/harness.js';
+import { seedLicense, startServer, type TestServer, waitFor } from './support/harness.js';
 import { smtpCatcher, type SmtpCatcher } from './support/smtp.js';
 
-const waitFor = async (check: () => Promise<boolean> | boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('timed out waiting');
-};
 
 const htmlOf = (m: ParsedMail) => (typeof m.html === 'string' ? m.html : '');
 const toOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to : m.to ? [m.to] : []).flatMap((a) => a.value.map((v) => v.address));

@@ -1,16 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentJobError } from '../src/jobs/worker.js';
-import { dialectUnderTest, startServer, type TestServer } from './support/harness.js';
+import { dialectUnderTest, startServer, type TestServer, waitFor } from './support/harness.js';
 
-const waitFor = async (check: () => Promise<boolean>, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('timed out waiting');
-};
 
 describe('the job outbox and worker', () => {
   let server: TestServer;

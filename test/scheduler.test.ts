@@ -1,18 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dialectUnderTest, seedLicense, startServer, type TestServer } from './support/harness.js';
+import { dialectUnderTest, seedLicense, startServer, type TestServer, waitFor } from './support/harness.js';
 import { smtpCatcher, type SmtpCatcher } from './support/smtp.js';
 
 const DAY = 86_400;
 
-const waitFor = async (check: () => Promise<boolean> | boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('timed out waiting');
-};
 
 const eventsOf = async (server: TestServer, type: string, objectId: string) =>
   (await server.request('GET', `/v1/events?type=${type}&object=${objectId}&limit=100`)).body.data as any[];

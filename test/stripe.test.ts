@@ -2,21 +2,12 @@ import type Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HANDLED_EVENTS, STRIPE_API_VERSION } from '../src/billing/stripe-client.js';
 import { FakeStripe } from './support/fake-stripe.js';
-import { startServer, type TestServer } from './support/harness.js';
+import { startServer, type TestServer, waitFor } from './support/harness.js';
 
 const DAY = 86_400;
 const TEST_KEY = 'rk_test_keymintTestsRestrictedKey0001';
 const LIVE_KEY = 'rk_live_keymintTestsRestrictedKey0001';
 
-async function waitFor<T>(check: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A connected Keymint with a fake Stripe, and helpers to deliver events and read their outcome. */
 async function connectedServer(fake: FakeStripe, options: Parameters<typeof startServer>[0] = {}) {

@@ -9,7 +9,7 @@ import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { DISABLE_AFTER_FAILURES } from '../src/delivery/webhooks.js';
-import { dialectUnderTest, seedLicense, startServer, type TestServer } from './support/harness.js';
+import { dialectUnderTest, seedLicense, startServer, type TestServer, waitFor } from './support/harness.js';
 
 // ── a real receiver ─────────────────────────────────────────────────────
 
@@ -83,14 +83,6 @@ async function startReceiver(verify: Verify, answer: (r: Received, nth: number) 
   };
 }
 
-const waitFor = async (check: () => boolean | Promise<boolean>, ms = 15_000) => {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('timed out waiting');
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Parses `t=…,v1=…,v1=…`. */

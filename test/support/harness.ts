@@ -14,6 +14,17 @@ export const dialectUnderTest = TEST_PG_URL ? 'postgres' : 'sqlite';
 
 export type TestDatabase = ScratchDatabase;
 
+/** Polls `check` every 25 ms until it gives a truthy value, and returns that value; fails after `ms`. */
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** A fresh, empty database (and data directory) for one test file. */
 export function freshDatabase(): Promise<TestDatabase> {
   return scratchDatabase(TEST_PG_URL, 'test');
