@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import {
   findStripeEvent,
   findStripeEventRow,
@@ -157,7 +157,7 @@ export class StripeInbox {
 
   async list(scope: Scope, filter: { status?: StripeEventStatus; type?: string }, page: PageParams) {
     const result = await listStripeEvents(this.db, scope, filter, page);
-    return { data: result.data.map(stripeEventView), has_more: result.has_more };
+    return mapPage(result, stripeEventView);
   }
 
   async get(scope: Scope, id: string): Promise<StripeEventView> {

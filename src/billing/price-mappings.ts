@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { findPolicy } from '../db/repositories/catalog.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import {
   deletePriceMapping,
   findPriceMapping,
@@ -92,7 +92,7 @@ export class PriceMappingService {
 
   async list(scope: Scope, page: PageParams) {
     const result = await listPriceMappings(this.db, scope, page);
-    return { data: result.data.map(priceMappingView), has_more: result.has_more };
+    return mapPage(result, priceMappingView);
   }
 
   async get(scope: Scope, id: string): Promise<PriceMappingView> {

@@ -7,7 +7,7 @@ import {
   updateCustomer,
   type CustomerRow,
 } from '../db/repositories/customers.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import type { Database, Scope } from '../db/schema.js';
 import { conflict, notFound } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
@@ -114,7 +114,7 @@ export class CustomerService {
   async list(scope: Scope, filter: { email?: string }, page: PageParams) {
     const email = filter.email === undefined ? undefined : normalizeEmail(filter.email);
     const result = await listCustomers(this.db, scope, { email }, page);
-    return { data: result.data.map(customerView), has_more: result.has_more };
+    return mapPage(result, customerView);
   }
 
   async row(db: Kysely<Database>, scope: Scope, id: string, param = 'id'): Promise<CustomerRow> {

@@ -5,7 +5,7 @@ import { findProduct } from '../db/repositories/catalog.js';
 import { findCustomer } from '../db/repositories/customers.js';
 import { findEmail, findEmailById, insertEmail, listEmails, updateEmail, type EmailFilter, type EmailRow } from '../db/repositories/emails.js';
 import { findLicenseContext, type LicenseContextRow } from '../db/repositories/licenses.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import type { Database, EmailKind, Scope } from '../db/schema.js';
 import { DomainError, conflict, invalidRequest, notFound } from '../errors.js';
 import { newId } from '../ids.js';
@@ -164,7 +164,7 @@ export class EmailService {
   async list(scope: Scope, filter: EmailFilter, page: PageParams) {
     const resolved = { ...filter, ...(filter.to !== undefined && { to: filter.to.trim().toLowerCase() }) };
     const result = await listEmails(this.db, scope, resolved, page);
-    return { data: result.data.map(emailView), has_more: result.has_more };
+    return mapPage(result, emailView);
   }
 
   async get(scope: Scope, id: string): Promise<EmailView> {

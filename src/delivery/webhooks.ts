@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import {
   countEndpoints,
   deleteEndpoint,
@@ -237,7 +237,7 @@ export class WebhookService {
 
   async list(scope: Scope, page: PageParams) {
     const result = await listEndpoints(this.db, scope, page);
-    return { data: result.data.map(webhookEndpointView), has_more: result.has_more };
+    return mapPage(result, webhookEndpointView);
   }
 
   async get(scope: Scope, id: string): Promise<WebhookEndpointView> {
@@ -297,13 +297,13 @@ export class WebhookService {
   async listEndpointDeliveries(scope: Scope, id: string, filter: { event?: string }, page: PageParams) {
     await this.row(this.db, scope, id);
     const result = await listDeliveries(this.db, scope, { endpoint_id: id, event_id: filter.event }, page);
-    return { data: result.data.map(webhookDeliveryView), has_more: result.has_more };
+    return mapPage(result, webhookDeliveryView);
   }
 
   async listEventDeliveries(scope: Scope, eventId: string, filter: { webhook_endpoint?: string }, page: PageParams) {
     await this.events.get(scope, eventId);
     const result = await listDeliveries(this.db, scope, { event_id: eventId, endpoint_id: filter.webhook_endpoint }, page);
-    return { data: result.data.map(webhookDeliveryView), has_more: result.has_more };
+    return mapPage(result, webhookDeliveryView);
   }
 
   /**

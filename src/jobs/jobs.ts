@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { findJob, insertJob, listJobs, requeueJob, type JobRow } from '../db/repositories/jobs.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import type { Database, JobState, Scope } from '../db/schema.js';
 import { conflict, notFound } from '../errors.js';
 import { newId } from '../ids.js';
@@ -80,7 +80,7 @@ export class JobService {
 
   async list(scope: Scope, filter: { state?: JobState; type?: string }, page: PageParams) {
     const result = await listJobs(this.db, scope, filter, page);
-    return { data: result.data.map(jobView), has_more: result.has_more };
+    return mapPage(result, jobView);
   }
 
   async get(scope: Scope, id: string): Promise<JobView> {

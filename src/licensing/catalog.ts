@@ -11,7 +11,7 @@ import {
   type PolicyRow,
   type ProductRow,
 } from '../db/repositories/catalog.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import type { Bool, Database, LicenseType, Scope } from '../db/schema.js';
 import { conflict, invalidRequest, notFound } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
@@ -179,7 +179,7 @@ export class CatalogService {
 
   async listProducts(scope: Scope, page: PageParams) {
     const result = await listProducts(this.db, scope, page);
-    return { data: result.data.map(productView), has_more: result.has_more };
+    return mapPage(result, productView);
   }
 
   async productRow(db: Kysely<Database>, scope: Scope, idOrCode: string, param = 'id'): Promise<ProductRow> {
@@ -272,7 +272,7 @@ export class CatalogService {
     let productId = filter.product;
     if (productId !== undefined) productId = (await findProduct(this.db, scope, productId))?.id ?? productId;
     const result = await listPolicies(this.db, scope, { product: productId }, page);
-    return { data: result.data.map(policyView), has_more: result.has_more };
+    return mapPage(result, policyView);
   }
 
   async policyRow(db: Kysely<Database>, scope: Scope, id: string, param = 'id'): Promise<PolicyRow> {

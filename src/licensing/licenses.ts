@@ -16,7 +16,7 @@ import {
   type LicenseFilter,
   type LicenseRow,
 } from '../db/repositories/licenses.js';
-import type { PageParams } from '../db/repositories/pagination.js';
+import { type PageParams, mapPage } from '../db/repositories/pagination.js';
 import type { Database, Scope } from '../db/schema.js';
 import type { CustomerInput, CustomerService } from '../customers/customers.js';
 import { normalizeEmail } from '../customers/customers.js';
@@ -235,7 +235,7 @@ export class LicenseService {
     const license = await findLicenseContext(this.db, scope, licenseId, this.now());
     if (!license) throw notFound('license', licenseId, 'id');
     const result = await listDevices(this.db, scope, licenseId, page);
-    return { data: result.data.map(deviceView), has_more: result.has_more };
+    return mapPage(result, deviceView);
   }
 
   async deleteDevice(scope: Scope, deviceId: string): Promise<{ id: string; object: 'device'; deleted: true }> {

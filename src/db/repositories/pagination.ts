@@ -11,6 +11,11 @@ export interface Page<T> {
   has_more: boolean;
 }
 
+/** The same page with each row shown as `view` shows it. */
+export function mapPage<Row, View>(page: Page<Row>, view: (row: Row) => View): Page<View> {
+  return { data: page.data.map((row) => view(row)), has_more: page.has_more };
+}
+
 /**
  * Stripe-style cursor pagination over time-sortable ids, newest first.
  * `starting_after` pages towards older objects, `ending_before` towards newer
