@@ -354,6 +354,34 @@ describe('authentication', () => {
   });
 });
 
+describe('CORS on the public license API', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers a browser preflight, allowing the signature header', async () => {
+    const res = await fetch(`${server.url}/v1/licenses/validate`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, keymint-accept-signature' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-methods')).toContain('POST');
+    expect(res.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('keymint-accept-signature');
+  });
+
+  it('lets a browser read the signature, request id and Retry-After headers of an answer', async () => {
+    const res = await server.request('POST', '/v1/licenses/validate', { key: null, body: { key: 'nonsense' }, headers: { origin: 'https://app.example.com' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-expose-headers')?.split(/,\s*/)).toEqual(['Keymint-Signature', 'Request-Id', 'Retry-After']);
+  });
+});
+
 describe('rate limiting of the public license API', () => {
   let server: TestServer;
 

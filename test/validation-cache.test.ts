@@ -1,6 +1,8 @@
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { dialectUnderTest, seedLicense, startServer, type TestServer } from './support/harness.js';
 
 /**
@@ -183,6 +185,17 @@ describe.each([
     }
   });
 
+  it.runIf(dialectUnderTest === 'sqlite')('follow a device moved to another license by a REPLACE, for the license it left', async () => {
+    const from = (await seedLicense(server, { policy: { max_devices: 2 } })).license;
+    const to = (await seedLicense(server, { policy: { max_devices: 2 } })).license;
+    const device = (await activate(from.key, 'moved')).body;
+    expect((await remembered({ key: from.key })).license.active_devices).toBe(1);
+    // Raw SQL, as a maintenance script might run it: REPLACE deletes the old row implicitly.
+    await sql`replace into devices select id, account_id, env, ${to.id}, fingerprint, name, platform, metadata, lease_expires_at, last_seen_at, created from devices where id = ${device.id}`.execute(server.db.kysely);
+    expect((await validate({ key: from.key })).license.active_devices).toBe(0);
+    expect((await validate({ key: to.key })).license.active_devices).toBe(1);
+  });
+
   it('never answer from memory for a key that differs from a remembered one, whatever it contains', async () => {
     const { license } = await seedLicense(server, { policy: { max_devices: 2 } });
     await activate(license.key, 'pc');
@@ -194,13 +207,36 @@ describe.each([
     }
   });
 
-  it('record when each license was last validated', async () => {
-    const { license } = await seedLicense(server);
-    expect((await server.request('GET', `/v1/licenses/${license.id}`)).body.last_validated_at).toBeNull();
-    await remembered({ key: license.key });
-    // Written in batches off the request path; closing writes what is pending (as a shutdown does).
-    await server.app.services.licenseApi.close();
-    expect((await server.request('GET', `/v1/licenses/${license.id}`)).body.last_validated_at).toBe(server.clock.now());
+  it('record when each license was last validated, to the minute', async () => {
+    const start = server.clock.now();
+    const lastValidated = async (id: string) => {
+      // Written in batches off the request path; closing writes what is pending (as a shutdown does).
+      await server.app.services.licenseApi.close();
+      return (await server.request('GET', `/v1/licenses/${id}`)).body.last_validated_at;
+    };
+    try {
+      const { license } = await seedLicense(server);
+      expect((await server.request('GET', `/v1/licenses/${license.id}`)).body.last_validated_at).toBeNull();
+      await remembered({ key: license.key });
+      expect(await lastValidated(license.id)).toBe(start);
+      server.clock.advance(30);
+      await validate({ key: license.key });
+      expect(await lastValidated(license.id)).toBe(start);
+      server.clock.advance(31);
+      await validate({ key: license.key });
+      expect(await lastValidated(license.id)).toBe(start + 61);
+    } finally {
+      server.clock.set(start);
+    }
+  });
+});
+
+describe('the validation cache setting', () => {
+  it('is a number of answers from 0 (off) to a million', () => {
+    expect(loadConfig({}).validationCacheSize).toBe(100_000);
+    expect(loadConfig({ KEYMINT_VALIDATION_CACHE: '0' }).validationCacheSize).toBe(0);
+    expect(() => loadConfig({ KEYMINT_VALIDATION_CACHE: '1000001' })).toThrow(ConfigError);
+    expect(() => loadConfig({ KEYMINT_VALIDATION_CACHE: 'lots' })).toThrow(ConfigError);
   });
 });
 
